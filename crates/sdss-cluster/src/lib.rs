@@ -1,0 +1,1 @@
+//! Clustering (k-means, affinity propagation, agglomerative, density-based) and clustering metrics.

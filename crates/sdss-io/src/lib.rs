@@ -1,0 +1,1 @@
+//! Reading, preprocessing and writing galaxy images and arrays.

@@ -1,0 +1,17 @@
+//! `cargo xtask <task>`: developer tasks for the sdss-clustering workspace.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("help") | Some("--help") | Some("-h") => {
+            println!("usage: cargo xtask <task> [args]\n\ntasks:\n  help    this text");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown task `{other}` (try `cargo xtask help`)");
+            ExitCode::from(2)
+        }
+    }
+}
