@@ -125,7 +125,9 @@ pub enum ImageProblem {
     #[error("image too large: {0}")]
     TooLarge(String),
     /// The image is smaller than the requested centre crop.
-    #[error("image of {width}x{height} is smaller than the {crop_width}x{crop_height} centre crop")]
+    #[error(
+        "image of {width}x{height} is smaller than the {crop_width}x{crop_height} centre crop"
+    )]
     SmallerThanCrop {
         /// Image width.
         width: u32,

@@ -286,8 +286,9 @@ fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray> {
         Some("True") => true,
         _ => return Err(bad("header has no valid 'fortran_order'")),
     };
-    let shape = parse_shape(dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'"))?)
-        .ok_or_else(|| bad("header has an unreadable 'shape'"))?;
+    let shape =
+        parse_shape(dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'"))?)
+            .ok_or_else(|| bad("header has an unreadable 'shape'"))?;
     let data = &bytes[end..];
 
     let (order, kind) = match descr.as_bytes().first() {
@@ -372,7 +373,9 @@ impl Body<'_> {
 /// Finds the raw text of `key`'s value in numpy's header dictionary.
 fn dict_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
     let quoted = [format!("'{key}'"), format!("\"{key}\"")];
-    let pos = quoted.iter().find_map(|q| header.find(q.as_str()).map(|p| p + q.len()))?;
+    let pos = quoted
+        .iter()
+        .find_map(|q| header.find(q.as_str()).map(|p| p + q.len()))?;
     let rest = header[pos..].trim_start().strip_prefix(':')?.trim_start();
     let end = if rest.starts_with('(') {
         rest.find(')')? + 1
@@ -405,7 +408,9 @@ mod tests {
         assert!(text.starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (6437, 20), }"));
         assert!(text.ends_with(" \n"));
         let h1 = npy_header("<i8", &[5]);
-        assert!(std::str::from_utf8(&h1[10..]).unwrap().contains("'shape': (5,)"));
+        assert!(std::str::from_utf8(&h1[10..])
+            .unwrap()
+            .contains("'shape': (5,)"));
     }
 
     #[test]
@@ -413,7 +418,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.npy");
         write_npy(&p, &array![1.5f32, -2.0].view()).unwrap();
-        assert_eq!(read_npy(&p).unwrap(), NpyArray::F32(array![1.5f32, -2.0].into_dyn()));
+        assert_eq!(
+            read_npy(&p).unwrap(),
+            NpyArray::F32(array![1.5f32, -2.0].into_dyn())
+        );
         write_npy(&p, &array![[1.5f64], [2.0]].view()).unwrap();
         assert_eq!(read_npy(&p).unwrap().shape(), &[2, 1]);
         let stack = Array3::<u8>::from_shape_fn((2, 3, 3), |(i, j, k)| (i * 9 + j * 3 + k) as u8);
@@ -422,7 +430,10 @@ mod tests {
         write_npy(&p, &array![-1i32, 7].view()).unwrap();
         assert_eq!(read_npy_as::<i32>(&p).unwrap(), array![-1i32, 7].into_dyn());
         write_npy(&p, &array![-1i64, 1 << 40].view()).unwrap();
-        assert_eq!(read_npy_as::<i64>(&p).unwrap(), array![-1i64, 1 << 40].into_dyn());
+        assert_eq!(
+            read_npy_as::<i64>(&p).unwrap(),
+            array![-1i64, 1 << 40].into_dyn()
+        );
     }
 
     #[test]
@@ -470,7 +481,10 @@ mod tests {
         assert!(err.to_string().contains("bad.npy") && err.to_string().contains("truncated"));
 
         write_npy(&p, &array![1.0f32].view()).unwrap();
-        assert!(matches!(read_npy_as::<f64>(&p), Err(IoError::NpyDtype { .. })));
+        assert!(matches!(
+            read_npy_as::<f64>(&p),
+            Err(IoError::NpyDtype { .. })
+        ));
 
         let mut bytes = std::fs::read(&p).unwrap();
         let at = bytes.windows(3).position(|w| w == b"<f4").unwrap();
