@@ -287,11 +287,44 @@ pub fn crop_and_resize(
     }
     let src = ImageRef::new(source.width, source.height, &source.pixels, PixelType::U8x3)
         .map_err(|e| ImageProblem::Corrupt(format!("pixel buffer: {e}")))?;
-    let mut dst = Image::new(out_w, out_h, PixelType::U8x3);
     let alg = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
-    resizer
-        .resize(&src, &mut dst, &alg)
-        .map_err(|e| ImageProblem::Corrupt(format!("resize: {e}")))?;
+    let resize_err =
+        |e: fast_image_resize::ResizeError| ImageProblem::Corrupt(format!("resize: {e}"));
+    // Pillow resamples horizontally first, rounding the intermediate to 8 bits, then vertically.
+    // fast_image_resize does vertical first for 8-bit pixels when both sides change, which moves
+    // results by up to ~17 levels next to sharp features; so run the two passes as two calls, each
+    // changing one side only (a single-axis resize does exactly one pass).
+    if out_w != source.width {
+        let mut horizontal = Image::new(out_w, source.height, PixelType::U8x3);
+        resizer
+            .resize(&src, &mut horizontal, &alg)
+            .map_err(resize_err)?;
+        if out_h == source.height {
+            return Ok(Rgb8Image {
+                width: out_w,
+                height: out_h,
+                pixels: horizontal.into_vec(),
+            });
+        }
+        let mid = ImageRef::new(out_w, source.height, horizontal.buffer(), PixelType::U8x3)
+            .map_err(|e| ImageProblem::Corrupt(format!("pixel buffer: {e}")))?;
+        return vertical_pass(&mid, out_w, out_h, resizer, &alg);
+    }
+    vertical_pass(&src, out_w, out_h, resizer, &alg)
+}
+
+/// Resizes `src` to `out_h` rows (its width already being `out_w`).
+fn vertical_pass(
+    src: &ImageRef<'_>,
+    out_w: u32,
+    out_h: u32,
+    resizer: &mut Resizer,
+    alg: &ResizeOptions,
+) -> std::result::Result<Rgb8Image, ImageProblem> {
+    let resize_err =
+        |e: fast_image_resize::ResizeError| ImageProblem::Corrupt(format!("resize: {e}"));
+    let mut dst = Image::new(out_w, out_h, PixelType::U8x3);
+    resizer.resize(src, &mut dst, alg).map_err(resize_err)?;
     Ok(Rgb8Image {
         width: out_w,
         height: out_h,
