@@ -1,0 +1,94 @@
+//! The one error type of this crate.
+
+/// Everything that can go wrong validating parameters, checking input or fitting a clustering.
+///
+/// Each variant names the parameter or the input at fault so a user can fix the call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The feature matrix has no rows or no columns.
+    #[error("empty feature matrix: {rows} samples x {cols} features (need at least one of each)")]
+    EmptyInput {
+        /// Number of samples (rows).
+        rows: usize,
+        /// Number of features (columns).
+        cols: usize,
+    },
+    /// A NaN or infinite value in the features.
+    #[error("non-finite value {value} in the features at sample {row}, feature {col}")]
+    NonFinite {
+        /// Sample (row) index.
+        row: usize,
+        /// Feature (column) index.
+        col: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// A parameter outside its valid range.
+    #[error("invalid parameter {name} = {value}: {reason}")]
+    InvalidParameter {
+        /// The parameter's name, as in [`crate::ClusterMethod::from_params`].
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What the valid range is.
+        reason: String,
+    },
+    /// More clusters asked for than there are samples.
+    #[error("n_clusters = {n_clusters} exceeds the number of samples ({n_samples})")]
+    TooManyClusters {
+        /// The number of clusters asked for.
+        n_clusters: usize,
+        /// The number of samples.
+        n_samples: usize,
+    },
+    /// A method name that [`crate::ClusterMethod::from_params`] does not know.
+    #[error("unknown clustering method {0:?} (expected one of: kmeans, affinity-propagation, agglomerative, dbscan, hdbscan, optics)")]
+    UnknownMethod(String),
+    /// A `key=value` parameter that the chosen method does not take.
+    #[error("unknown parameter {key:?} for method {method}; it takes: {expected}")]
+    UnknownParameter {
+        /// The method.
+        method: &'static str,
+        /// The key given.
+        key: String,
+        /// The keys this method accepts.
+        expected: &'static str,
+    },
+    /// Two arrays that must have one entry per sample have different lengths.
+    #[error("length mismatch: {what} has {found} entries, expected {expected}")]
+    LengthMismatch {
+        /// Which array.
+        what: &'static str,
+        /// Its length.
+        found: usize,
+        /// The length it must have.
+        expected: usize,
+    },
+    /// A metric that is undefined for this number of distinct labels.
+    #[error("{metric} needs 2 <= number of labels <= n_samples - 1, got {n_labels} labels for {n_samples} samples")]
+    InvalidLabelCount {
+        /// The metric's name.
+        metric: &'static str,
+        /// Number of distinct labels.
+        n_labels: usize,
+        /// Number of samples.
+        n_samples: usize,
+    },
+    /// Not enough memory for a method's working matrices (affinity propagation needs three n x n).
+    #[error("cannot allocate {bytes} bytes for {what} (n = {n_samples}); affinity propagation needs 3 n^2 x 4 bytes")]
+    OutOfMemory {
+        /// What was being allocated.
+        what: &'static str,
+        /// How many bytes.
+        bytes: usize,
+        /// Number of samples.
+        n_samples: usize,
+    },
+    /// Writing an output (e.g. a linkage matrix `.npy`) failed.
+    #[error(transparent)]
+    Io(#[from] sdss_io::IoError),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, ClusterError>;
