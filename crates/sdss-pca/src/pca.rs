@@ -1,0 +1,715 @@
+//! The estimator ([`Pca`]), its options and the fitted model ([`FittedPca`]).
+
+use faer::{Mat, MatRef, Side};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+
+use crate::linalg::{
+    as_faer, as_faer_mut, check_finite, column_stats, convert, gaussian_matrix, mul, mul_into,
+    orthonormalize, svd_flip, to_array,
+};
+use crate::{PcaError, PcaFloat};
+
+/// How many components to keep (scikit-learn's `n_components`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NComponents {
+    /// Keep this many components (1 ..= min(n_samples, n_features)).
+    Count(usize),
+    /// Keep the fewest components whose cumulated explained variance ratio exceeds this
+    /// fraction, in (0, 1]; 1 keeps all. Needs an exact solver, as in scikit-learn.
+    VarianceFraction(f64),
+    /// Keep min(n_samples, n_features) components (scikit-learn's `n_components=None`).
+    All,
+}
+
+impl From<usize> for NComponents {
+    fn from(n: usize) -> Self {
+        NComponents::Count(n)
+    }
+}
+
+impl From<f64> for NComponents {
+    fn from(fraction: f64) -> Self {
+        NComponents::VarianceFraction(fraction)
+    }
+}
+
+/// Which SVD solver to use (scikit-learn's `svd_solver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SvdSolver {
+    /// Chosen from the data's shape and `n_components` exactly as scikit-learn 1.5+ does:
+    /// `covariance_eigh` if n_features <= 1000 and n_samples >= 10 n_features; else `full` if
+    /// max(n_samples, n_features) <= 500; else `randomized` if 1 <= n_components <
+    /// 0.8 min(n_samples, n_features); else `full`.
+    Auto,
+    /// Exact thin SVD of the centred data.
+    Full,
+    /// Exact eigendecomposition of the covariance matrix: fast when features are few.
+    CovarianceEigh,
+    /// Randomized truncated SVD (Halko et al. 2011) with oversampling and power iterations.
+    Randomized,
+}
+
+impl SvdSolver {
+    /// scikit-learn's name for this solver (`"auto"`, `"full"`, `"covariance_eigh"`,
+    /// `"randomized"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SvdSolver::Auto => "auto",
+            SvdSolver::Full => "full",
+            SvdSolver::CovarianceEigh => "covariance_eigh",
+            SvdSolver::Randomized => "randomized",
+        }
+    }
+
+    /// Resolves [`SvdSolver::Auto`] for data of this shape, as scikit-learn's `PCA._fit` does;
+    /// any other solver is returned unchanged.
+    pub fn resolve(self, n_samples: usize, n_features: usize, n_components: NComponents) -> Self {
+        if self != SvdSolver::Auto {
+            return self;
+        }
+        let min_dim = n_samples.min(n_features);
+        if n_features <= 1000 && n_samples >= 10 * n_features {
+            SvdSolver::CovarianceEigh
+        } else if n_samples.max(n_features) <= 500 {
+            SvdSolver::Full
+        } else {
+            match n_components {
+                NComponents::Count(k) if k >= 1 && (k as f64) < 0.8 * min_dim as f64 => {
+                    SvdSolver::Randomized
+                }
+                _ => SvdSolver::Full,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SvdSolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Number of power iterations of the randomized solver (scikit-learn's `iterated_power`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IteratedPower {
+    /// This crate's default: 2 iterations for components < 10% of min(n_samples, n_features)
+    /// with at least twice as many oversamples as scikit-learn... see [`Pca::iterated_power`].
+    Auto,
+    /// Exactly this many iterations.
+    Fixed(usize),
+}
+
+/// Principal component analysis: the estimator and its options, with scikit-learn's names and
+/// defaults (`whiten = false`, `svd_solver = auto`).
+///
+/// ```
+/// use sdss_pca::{Pca, SvdSolver};
+/// let x = ndarray::Array2::from_shape_fn((50, 4), |(i, j)| ((i * 7 + j * 3) % 11) as f64);
+/// let model = Pca::new(2).fit(x.view())?;
+/// assert_eq!(model.components().dim(), (2, 4));
+/// assert_eq!(model.svd_solver(), SvdSolver::CovarianceEigh);
+/// # Ok::<(), sdss_pca::PcaError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pca {
+    n_components: NComponents,
+    whiten: bool,
+    svd_solver: SvdSolver,
+    n_oversamples: Option<usize>,
+    iterated_power: IteratedPower,
+    random_state: u64,
+}
+
+impl Pca {
+    /// A PCA keeping `n_components`: a count (`usize`), a variance fraction (`f64`, e.g. 0.95)
+    /// or [`NComponents::All`].
+    pub fn new(n_components: impl Into<NComponents>) -> Self {
+        Pca {
+            n_components: n_components.into(),
+            whiten: false,
+            svd_solver: SvdSolver::Auto,
+            n_oversamples: None,
+            iterated_power: IteratedPower::Auto,
+            random_state: 0,
+        }
+    }
+
+    /// Whitening: scale the projected data to unit variance per component.
+    pub fn whiten(mut self, whiten: bool) -> Self {
+        self.whiten = whiten;
+        self
+    }
+
+    /// Selects the SVD solver (default [`SvdSolver::Auto`]).
+    pub fn svd_solver(mut self, solver: SvdSolver) -> Self {
+        self.svd_solver = solver;
+        self
+    }
+
+    /// Extra random vectors of the randomized solver beyond `n_components`.
+    ///
+    /// Default: `max(10, n_components / 4)`; scikit-learn's default is 10. More oversamples
+    /// buy accuracy more cheaply than more power iterations when the spectrum decays slowly.
+    pub fn n_oversamples(mut self, n_oversamples: usize) -> Self {
+        self.n_oversamples = Some(n_oversamples);
+        self
+    }
+
+    /// Power iterations of the randomized solver (default [`IteratedPower::Auto`]: 3; the
+    /// subspace is re-orthonormalised by QR after every product, so the iterations stay stable).
+    pub fn iterated_power(mut self, iterated_power: IteratedPower) -> Self {
+        self.iterated_power = iterated_power;
+        self
+    }
+
+    /// Seed of the randomized solver's Gaussian test matrix (default 0): same seed, same result.
+    pub fn random_state(mut self, seed: u64) -> Self {
+        self.random_state = seed;
+        self
+    }
+
+    /// The requested number of components.
+    pub fn n_components(&self) -> NComponents {
+        self.n_components
+    }
+
+    /// The requested solver (possibly [`SvdSolver::Auto`]).
+    pub fn requested_solver(&self) -> SvdSolver {
+        self.svd_solver
+    }
+
+    /// Fits the model on `x` (n_samples x n_features); `x` is neither copied (except by the
+    /// `full` solver, which needs the centred data) nor modified.
+    pub fn fit<F: PcaFloat>(&self, x: ArrayView2<'_, F>) -> Result<FittedPca<F>, PcaError> {
+        self.fit_impl(x, false).map(|(model, _)| model)
+    }
+
+    /// Fits the model and returns the projection of `x` as well, reusing the SVD's left
+    /// singular vectors where the solver has them (as scikit-learn's `fit_transform` does).
+    pub fn fit_transform<F: PcaFloat>(
+        &self,
+        x: ArrayView2<'_, F>,
+    ) -> Result<(FittedPca<F>, Array2<F>), PcaError> {
+        let (model, projected) = self.fit_impl(x, true)?;
+        let projected = match projected {
+            Some(p) => p,
+            None => model.transform(x)?,
+        };
+        Ok((model, projected))
+    }
+
+    fn validate<F: PcaFloat>(&self, x: &ArrayView2<'_, F>) -> Result<(), PcaError> {
+        let (n, p) = x.dim();
+        if n < 2 {
+            return Err(PcaError::TooFewSamples { n_samples: n });
+        }
+        if p == 0 {
+            return Err(PcaError::NoFeatures);
+        }
+        match self.n_components {
+            NComponents::Count(k) => {
+                if k == 0 || k > n.min(p) {
+                    return Err(PcaError::InvalidNComponents {
+                        n_components: k,
+                        max: n.min(p),
+                    });
+                }
+            }
+            NComponents::VarianceFraction(f) => {
+                // Written so that NaN fails too.
+                if !(f > 0.0 && f <= 1.0) {
+                    return Err(PcaError::InvalidVarianceFraction { fraction: f });
+                }
+                if self.svd_solver == SvdSolver::Randomized {
+                    return Err(PcaError::FractionNeedsExactSolver { fraction: f });
+                }
+            }
+            NComponents::All => {}
+        }
+        Ok(())
+    }
+
+    fn fit_impl<F: PcaFloat>(
+        &self,
+        x: ArrayView2<'_, F>,
+        want_projection: bool,
+    ) -> Result<(FittedPca<F>, Option<Array2<F>>), PcaError> {
+        self.validate(&x)?;
+        let (n, p) = x.dim();
+        let solver = self.svd_solver.resolve(n, p, self.n_components);
+        let stats = column_stats(x)?;
+        let spectrum = match solver {
+            SvdSolver::Full => full_svd(x, &stats.mean)?,
+            SvdSolver::CovarianceEigh => covariance_eigh(x, &stats.mean)?,
+            SvdSolver::Randomized => {
+                let k = match self.n_components {
+                    NComponents::Count(k) => k,
+                    NComponents::All => n.min(p),
+                    // `validate` rejected a fraction with the randomized solver; `Auto` never
+                    // resolves to randomized for a fraction.
+                    NComponents::VarianceFraction(f) => {
+                        return Err(PcaError::FractionNeedsExactSolver { fraction: f })
+                    }
+                };
+                let oversamples = self.n_oversamples.unwrap_or_else(|| default_oversamples(k));
+                let n_iter = match self.iterated_power {
+                    IteratedPower::Fixed(q) => q,
+                    IteratedPower::Auto => DEFAULT_POWER_ITERATIONS,
+                };
+                randomized_svd(
+                    x,
+                    &stats.mean,
+                    k,
+                    oversamples,
+                    n_iter,
+                    self.random_state,
+                    stats.total_var,
+                )?
+            }
+            // `resolve` never returns `Auto`.
+            SvdSolver::Auto => unreachable!("SvdSolver::resolve returned Auto"),
+        };
+        let Spectrum {
+            singular_values,
+            components,
+            u,
+            total_var,
+        } = spectrum;
+        let denom = (n - 1) as f64;
+        let ev: Vec<f64> = singular_values.iter().map(|s| s * s / denom).collect();
+        let ratio: Vec<f64> = ev.iter().map(|v| v / total_var).collect();
+        let k = match self.n_components {
+            NComponents::Count(k) => k,
+            NComponents::All => n.min(p),
+            NComponents::VarianceFraction(f) => components_for_fraction(&ratio, f),
+        }
+        .min(singular_values.len());
+        let max_rank = n.min(p);
+        let noise_variance = if k >= max_rank {
+            0.0
+        } else if solver == SvdSolver::Randomized {
+            (total_var - ev[..k].iter().sum::<f64>()) / (max_rank - k) as f64
+        } else {
+            ev[k..].iter().sum::<f64>() / (ev.len() - k) as f64
+        };
+        let comps: Array2<F> = to_array(components.as_ref().get(.., ..k).transpose());
+        let model = FittedPca {
+            components: comps,
+            explained_variance: ev[..k].iter().map(|&v| F::of_f64(v)).collect(),
+            explained_variance_ratio: ratio[..k].iter().map(|&v| F::of_f64(v)).collect(),
+            singular_values: singular_values[..k].iter().map(|&v| F::of_f64(v)).collect(),
+            mean: stats.mean.iter().map(|&v| F::of_f64(v)).collect(),
+            n_samples: n,
+            noise_variance,
+            whiten: self.whiten,
+            svd_solver: solver,
+        };
+        let projected = match (want_projection, u) {
+            (true, Some(u)) => {
+                // X_new = U S (or U sqrt(n - 1) when whitening), as scikit-learn's fit_transform.
+                let scale: Vec<f64> = if self.whiten {
+                    vec![denom.sqrt(); k]
+                } else {
+                    singular_values[..k].to_vec()
+                };
+                Some(Array2::from_shape_fn((n, k), |(i, j)| {
+                    F::of_f64(u[(i, j)].as_f64() * scale[j])
+                }))
+            }
+            _ => None,
+        };
+        Ok((model, projected))
+    }
+}
+
+/// Power iterations of the randomized solver under [`IteratedPower::Auto`].
+///
+/// scikit-learn runs 7 (or 4 when n_components >= 10% of the smaller dimension) with only 10
+/// oversamples; this crate spends the same budget more wisely: fewer passes over the data with
+/// more oversamples and QR re-orthonormalisation after every product. On the SDSS images
+/// (19200 pixels, 250 components) this keeps the explained variance within 1e-4 of the exact
+/// SVD while reading the data 8 instead of 16 times.
+pub const DEFAULT_POWER_ITERATIONS: usize = 3;
+
+/// Default oversampling of the randomized solver for `k` components: `max(10, k / 4)`.
+pub fn default_oversamples(k: usize) -> usize {
+    (k / 4).max(10)
+}
+
+/// scikit-learn's rule: the fewest leading components whose cumulated ratio is strictly above
+/// `fraction` (`searchsorted(cumsum, fraction, side="right") + 1`), capped at the rank.
+fn components_for_fraction(ratio: &[f64], fraction: f64) -> usize {
+    let mut cum = 0.0;
+    let mut below_or_equal = 0usize;
+    for r in ratio {
+        cum += r;
+        if cum <= fraction {
+            below_or_equal += 1;
+        } else {
+            break;
+        }
+    }
+    (below_or_equal + 1).min(ratio.len()).max(1)
+}
+
+/// What each solver returns: all computed singular values (descending), the matching right
+/// singular vectors as columns (n_features x m), optionally the left singular vectors
+/// (n_samples x m) and the total variance used for the ratios.
+struct Spectrum<F: PcaFloat> {
+    singular_values: Vec<f64>,
+    components: Mat<F>,
+    u: Option<Mat<F>>,
+    total_var: f64,
+}
+
+/// Exact solver: thin SVD of the centred data (a copy in `F`).
+fn full_svd<F: PcaFloat>(x: ArrayView2<'_, F>, mean: &[f64]) -> Result<Spectrum<F>, PcaError> {
+    let (n, p) = x.dim();
+    let mean_f: Vec<F> = mean.iter().map(|&m| F::of_f64(m)).collect();
+    let mut centred = Mat::<F>::zeros(n, p);
+    for j in 0..p {
+        let col = x.column(j);
+        let m = mean_f[j];
+        for i in 0..n {
+            centred[(i, j)] = col[i] - m;
+        }
+    }
+    let svd = centred
+        .as_ref()
+        .thin_svd()
+        .map_err(|_| PcaError::NoConvergence { what: "thin SVD" })?;
+    drop(centred);
+    let mut u = svd.U().to_owned();
+    let mut v = svd.V().to_owned();
+    let s: Vec<f64> = svd.S().column_vector().iter().map(|v| v.as_f64()).collect();
+    svd_flip(Some(u.as_mut()), v.as_mut());
+    let denom = (n - 1) as f64;
+    // scikit-learn divides by the sum of all the spectrum's variances for the exact solvers.
+    let total_var = s.iter().map(|s| s * s / denom).sum();
+    Ok(Spectrum {
+        singular_values: s,
+        components: v,
+        u: Some(u),
+        total_var,
+    })
+}
+
+/// Rows per block when forming the covariance matrix: the centred block stays in cache-sized
+/// pieces instead of a full centred copy of the data.
+const GRAM_BLOCK_ROWS: usize = 2048;
+
+/// Exact solver for few features: eigendecomposition of the covariance matrix.
+///
+/// The scatter matrix is accumulated from centred row blocks (not as `XᵀX - n μμᵀ` as
+/// scikit-learn does), which avoids cancellation when the mean is large; the p x p
+/// eigendecomposition runs in f64.
+fn covariance_eigh<F: PcaFloat>(
+    x: ArrayView2<'_, F>,
+    mean: &[f64],
+) -> Result<Spectrum<F>, PcaError> {
+    let (n, p) = x.dim();
+    let mean_f: Vec<F> = mean.iter().map(|&m| F::of_f64(m)).collect();
+    let mut scatter = Mat::<F>::zeros(p, p);
+    let block_rows = GRAM_BLOCK_ROWS.min(n);
+    let mut block = Mat::<F>::zeros(block_rows, p);
+    let mut start = 0;
+    while start < n {
+        let end = (start + block_rows).min(n);
+        let rows = end - start;
+        for i in 0..rows {
+            let row = x.row(start + i);
+            for j in 0..p {
+                block[(i, j)] = row[j] - mean_f[j];
+            }
+        }
+        let b = block.as_ref().get(..rows, ..);
+        faer::linalg::matmul::matmul(
+            scatter.as_mut(),
+            if start == 0 {
+                faer::Accum::Replace
+            } else {
+                faer::Accum::Add
+            },
+            b.transpose(),
+            b,
+            F::of_f64(1.0),
+            crate::linalg::par(),
+        );
+        start = end;
+    }
+    let denom = (n - 1) as f64;
+    let cov = Mat::<f64>::from_fn(p, p, |i, j| scatter[(i, j)].as_f64() / denom);
+    drop(scatter);
+    let eig =
+        cov.as_ref()
+            .self_adjoint_eigen(Side::Lower)
+            .map_err(|_| PcaError::NoConvergence {
+                what: "symmetric eigendecomposition",
+            })?;
+    // faer sorts eigenvalues ascending; PCA wants them descending.
+    let vals = eig.S().column_vector();
+    let vecs = eig.U();
+    let eigenvalues: Vec<f64> = (0..p).rev().map(|i| vals[i].max(0.0)).collect();
+    let mut v = Mat::<f64>::from_fn(p, p, |i, j| vecs[(i, p - 1 - j)]);
+    svd_flip(None, v.as_mut());
+    let total_var = eigenvalues.iter().sum();
+    Ok(Spectrum {
+        singular_values: eigenvalues.iter().map(|e| (e * denom).sqrt()).collect(),
+        components: convert(v.as_ref()),
+        u: None,
+        total_var,
+    })
+}
+
+/// `A W` for the implicitly centred `A = X - 1 μᵀ`: `X W - 1 (μᵀ W)`, so the data are never
+/// copied.
+fn centred_mul<F: PcaFloat>(x: MatRef<'_, F>, mean: &[f64], w: MatRef<'_, F>) -> Mat<F> {
+    let mut out = mul(x, w);
+    for c in 0..w.ncols() {
+        let shift: f64 = (0..w.nrows()).map(|j| mean[j] * w[(j, c)].as_f64()).sum();
+        let shift = F::of_f64(shift);
+        for v in out.col_mut(c).iter_mut() {
+            *v -= shift;
+        }
+    }
+    out
+}
+
+/// `Aᵀ Y` for the implicitly centred `A = X - 1 μᵀ`: `Xᵀ Y - μ (1ᵀ Y)`.
+fn centred_tmul<F: PcaFloat>(x: MatRef<'_, F>, mean: &[f64], y: MatRef<'_, F>) -> Mat<F> {
+    let mut out = mul(x.transpose(), y);
+    for c in 0..y.ncols() {
+        let col_sum: f64 = y.col(c).iter().map(|v| v.as_f64()).sum();
+        for (j, v) in out.col_mut(c).iter_mut().enumerate() {
+            *v -= F::of_f64(mean[j] * col_sum);
+        }
+    }
+    out
+}
+
+/// Randomized truncated SVD of the implicitly centred data (Halko, Martinsson & Tropp 2011,
+/// algorithms 4.4 and 5.1), following scikit-learn's `_randomized_svd` orientation: the
+/// range finder works on `Aᵀ` when there are fewer samples than features.
+fn randomized_svd<F: PcaFloat>(
+    x: ArrayView2<'_, F>,
+    mean: &[f64],
+    k: usize,
+    n_oversamples: usize,
+    n_iter: usize,
+    seed: u64,
+    total_var: f64,
+) -> Result<Spectrum<F>, PcaError> {
+    let (n, p) = x.dim();
+    let xm = as_faer(x);
+    let l = (k + n_oversamples).min(n.min(p));
+    let transpose = n < p;
+    // M is A (n >= p) or Aᵀ (n < p); `m_mul` applies M, `mt_mul` applies Mᵀ.
+    let m_mul = |w: MatRef<'_, F>| {
+        if transpose {
+            centred_tmul(xm, mean, w)
+        } else {
+            centred_mul(xm, mean, w)
+        }
+    };
+    let mt_mul = |w: MatRef<'_, F>| {
+        if transpose {
+            centred_mul(xm, mean, w)
+        } else {
+            centred_tmul(xm, mean, w)
+        }
+    };
+    let m_cols = if transpose { n } else { p };
+    let omega = gaussian_matrix::<F>(m_cols, l, seed);
+    let mut q = m_mul(omega.as_ref());
+    drop(omega);
+    for _ in 0..n_iter {
+        q = orthonormalize(q.as_ref());
+        let z = orthonormalize(mt_mul(q.as_ref()).as_ref());
+        q = m_mul(z.as_ref());
+    }
+    let q = orthonormalize(q.as_ref());
+    // Bᵀ = Mᵀ Q, tall (m_cols x l); its thin SVD Bᵀ = W Σ Hᵀ gives M ≈ (Q H) Σ Wᵀ.
+    let bt = mt_mul(q.as_ref());
+    let bt64: Mat<f64> = convert(bt.as_ref());
+    drop(bt);
+    let svd = bt64
+        .as_ref()
+        .thin_svd()
+        .map_err(|_| PcaError::NoConvergence { what: "thin SVD" })?;
+    let s: Vec<f64> = svd.S().column_vector().iter().copied().take(k).collect();
+    let w: Mat<F> = convert(svd.U().get(.., ..k));
+    let h: Mat<F> = convert(svd.V().get(.., ..k));
+    let mut qh = Mat::<F>::zeros(q.nrows(), k);
+    mul_into(qh.as_mut(), q.as_ref(), h.as_ref());
+    // In A's orientation: A ≈ U Σ Vᵀ with (U, V) = (W, QH) when transposed, else (QH, W).
+    let (mut u, mut v) = if transpose { (w, qh) } else { (qh, w) };
+    svd_flip(Some(u.as_mut()), v.as_mut());
+    Ok(Spectrum {
+        singular_values: s,
+        components: v,
+        u: Some(u),
+        total_var,
+    })
+}
+
+/// A fitted PCA: scikit-learn's fitted attributes, `transform`, `inverse_transform`, and
+/// save / load (see [`FittedPca::save`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FittedPca<F: PcaFloat> {
+    pub(crate) components: Array2<F>,
+    pub(crate) explained_variance: Array1<F>,
+    pub(crate) explained_variance_ratio: Array1<F>,
+    pub(crate) singular_values: Array1<F>,
+    pub(crate) mean: Array1<F>,
+    pub(crate) n_samples: usize,
+    pub(crate) noise_variance: f64,
+    pub(crate) whiten: bool,
+    pub(crate) svd_solver: SvdSolver,
+}
+
+impl<F: PcaFloat> FittedPca<F> {
+    /// Principal axes, one per row (n_components x n_features), sign-fixed as scikit-learn's
+    /// `svd_flip` does (largest-magnitude loading positive); `components_`.
+    pub fn components(&self) -> ArrayView2<'_, F> {
+        self.components.view()
+    }
+
+    /// Variance along each component (ddof = 1); `explained_variance_`.
+    pub fn explained_variance(&self) -> ArrayView1<'_, F> {
+        self.explained_variance.view()
+    }
+
+    /// Fraction of the total variance along each component; `explained_variance_ratio_`.
+    pub fn explained_variance_ratio(&self) -> ArrayView1<'_, F> {
+        self.explained_variance_ratio.view()
+    }
+
+    /// Singular values of the centred data for each component; `singular_values_`.
+    pub fn singular_values(&self) -> ArrayView1<'_, F> {
+        self.singular_values.view()
+    }
+
+    /// Per-feature mean of the training data; `mean_`.
+    pub fn mean(&self) -> ArrayView1<'_, F> {
+        self.mean.view()
+    }
+
+    /// Number of components kept; `n_components_`.
+    pub fn n_components(&self) -> usize {
+        self.components.nrows()
+    }
+
+    /// Number of features; `n_features_in_`.
+    pub fn n_features(&self) -> usize {
+        self.components.ncols()
+    }
+
+    /// Number of training samples; `n_samples_`.
+    pub fn n_samples(&self) -> usize {
+        self.n_samples
+    }
+
+    /// Probabilistic-PCA noise variance; `noise_variance_`.
+    pub fn noise_variance(&self) -> f64 {
+        self.noise_variance
+    }
+
+    /// Whether `transform` whitens.
+    pub fn whiten(&self) -> bool {
+        self.whiten
+    }
+
+    /// The solver that actually ran (never [`SvdSolver::Auto`]); `_fit_svd_solver`.
+    pub fn svd_solver(&self) -> SvdSolver {
+        self.svd_solver
+    }
+
+    /// Sum of `explained_variance_ratio`, in f64.
+    pub fn total_explained_variance_ratio(&self) -> f64 {
+        self.explained_variance_ratio
+            .iter()
+            .map(|v| v.as_f64())
+            .sum()
+    }
+
+    /// Projects `x` (n x n_features) onto the components: `(x - mean) componentsᵀ`, divided by
+    /// `sqrt(explained_variance)` when whitening. `x` is not copied.
+    pub fn transform(&self, x: ArrayView2<'_, F>) -> Result<Array2<F>, PcaError> {
+        if x.ncols() != self.n_features() {
+            return Err(PcaError::ShapeMismatch {
+                method: "transform",
+                expected: self.n_features(),
+                found: x.ncols(),
+            });
+        }
+        check_finite(x)?;
+        let k = self.n_components();
+        let mut out = Array2::<F>::zeros((x.nrows(), k));
+        if x.nrows() == 0 {
+            return Ok(out);
+        }
+        let comps = as_faer(self.components.view());
+        mul_into(as_faer_mut(out.view_mut()), as_faer(x), comps.transpose());
+        // Centre after projecting (as scikit-learn does) so that x is never copied.
+        let shift: Vec<f64> = (0..k)
+            .map(|c| {
+                self.mean
+                    .iter()
+                    .zip(self.components.row(c))
+                    .map(|(m, v)| m.as_f64() * v.as_f64())
+                    .sum()
+            })
+            .collect();
+        let scale: Vec<f64> = if self.whiten {
+            // scikit-learn clips tiny variances to the dtype's epsilon to stay finite.
+            self.explained_variance
+                .iter()
+                .map(|v| v.as_f64().sqrt().max(F::EPSILON_F64))
+                .collect()
+        } else {
+            vec![1.0; k]
+        };
+        for mut row in out.axis_iter_mut(Axis(0)) {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = F::of_f64((v.as_f64() - shift[c]) / scale[c]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Maps projected data (n x n_components) back to feature space: `x components + mean`
+    /// (with the whitening scale undone first when whitening).
+    pub fn inverse_transform(&self, x: ArrayView2<'_, F>) -> Result<Array2<F>, PcaError> {
+        if x.ncols() != self.n_components() {
+            return Err(PcaError::ShapeMismatch {
+                method: "inverse_transform",
+                expected: self.n_components(),
+                found: x.ncols(),
+            });
+        }
+        check_finite(x)?;
+        let p = self.n_features();
+        let mut out = Array2::<F>::zeros((x.nrows(), p));
+        if x.nrows() == 0 {
+            return Ok(out);
+        }
+        let scaled;
+        let comps = if self.whiten {
+            let mut c = self.components.clone();
+            for (mut row, ev) in c.axis_iter_mut(Axis(0)).zip(&self.explained_variance) {
+                let s = F::of_f64(ev.as_f64().sqrt());
+                row.mapv_inplace(|v| v * s);
+            }
+            scaled = c;
+            scaled.view()
+        } else {
+            self.components.view()
+        };
+        mul_into(as_faer_mut(out.view_mut()), as_faer(x), as_faer(comps));
+        for mut row in out.axis_iter_mut(Axis(0)) {
+            row += &self.mean;
+        }
+        Ok(out)
+    }
+}
