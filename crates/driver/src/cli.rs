@@ -1,0 +1,245 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+/// Group SDSS galaxy images by how they look: features (CNN or pixels), PCA, clustering, and a report.
+///
+/// With no subcommand, runs the whole pipeline on the bundled example galaxies and says where the
+/// report is.
+#[derive(Debug, Parser)]
+#[command(name = "sdss-clustering", version, propagate_version = true)]
+pub struct Cli {
+    /// Print only warnings and errors: no progress bars, no informational messages.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// What to do (default: `run` on the bundled example galaxies).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Whole pipeline: images -> features -> PCA -> clustering -> report (galleries, plots, index.html).
+    Run(RunArgs),
+    /// Extract CNN features (or raw pixels) from images into an (N, D) .npy matrix.
+    Features(FeaturesArgs),
+    /// Fit PCA to an (N, D) matrix and write the reduced (N, k) matrix.
+    Pca(PcaArgs),
+    /// Cluster the rows of an (N, D) matrix and write one label per row.
+    Cluster(ClusterArgs),
+    /// Score a clustering: internal metrics, and agreement with reference labels if given (JSON on stdout).
+    Evaluate(EvaluateArgs),
+}
+
+/// Which features describe each galaxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureKind {
+    /// The 19200 raw pixel values (80 x 80 x 3): the original project's baseline.
+    Pixels,
+    /// Transfer learning from the sdss_CNN network (needs converted weights).
+    Cnn,
+}
+
+/// Which CNN layer to tap for features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// The 128-wide Dense layer after its ReLU (the original's CNN-128 features).
+    Dense,
+    /// The 37632-wide Flatten output (the original's CNN-37632 features).
+    Flatten,
+    /// The 64-wide second Dense layer.
+    #[value(name = "dense_1")]
+    Dense1,
+}
+
+impl Layer {
+    /// The matching tap of the network.
+    pub fn tap(self) -> sdss_cnn::Tap {
+        match self {
+            Layer::Dense => sdss_cnn::Tap::Dense,
+            Layer::Flatten => sdss_cnn::Tap::Flatten,
+            Layer::Dense1 => sdss_cnn::Tap::Dense1,
+        }
+    }
+}
+
+/// Where the images come from (exactly one).
+#[derive(Debug, Clone, Args, Default)]
+#[group(multiple = false)]
+pub struct InputArgs {
+    /// A folder of JPEG/PNG galaxy images; each file's stem is the galaxy id.
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// An (N, H, W, 3) image stack (uint8, or float in [0, 1]); ids from `<stem>.ids.csv` beside it.
+    #[arg(long, value_name = "FILE")]
+    pub npy: Option<PathBuf>,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Features to cluster on (default: cnn when --weights is given, else pixels).
+    #[arg(long, value_enum)]
+    pub features: Option<FeatureKind>,
+    /// Converted CNN weights (.safetensors from `cargo xtask fetch-weights`).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// CNN layer to tap (default: dense).
+    #[arg(long, value_enum)]
+    pub layer: Option<Layer>,
+    /// PCA components: a count (e.g. 250) or a fraction of variance to keep (e.g. 0.95).
+    /// Default: 250 for pixels, 20 for the dense layer, 100 for flatten (the original's choices).
+    #[arg(long, value_name = "N|FRACTION")]
+    pub pca: Option<String>,
+    /// Clustering method, repeatable: e.g. `kmeans:k=10`, `affinity:damping=0.8`,
+    /// `agglomerative:k=32,linkage=ward`, `hdbscan:min_cluster_size=15`.
+    #[arg(long = "method", value_name = "SPEC")]
+    pub methods: Vec<String>,
+    /// A TOML file with any of these options; flags given on the command line win.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Seed for PCA's randomized solver and for methods that take one (default 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Skip unreadable images (listing them) instead of failing.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Reference labels to score against: a .npy of N integers, or a CSV with `id` and `class` columns.
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// Images decoded (and pushed through the CNN) per batch.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Output folder (must not exist or be empty, unless --force).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing output folder; the old one is removed only after the new run succeeds.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `features`.
+#[derive(Debug, Clone, Args)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Converted CNN weights (.safetensors from `cargo xtask fetch-weights`); without it, raw pixels.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// CNN layer to tap.
+    #[arg(long, value_enum, default_value = "dense")]
+    pub layer: Layer,
+    /// Skip unreadable images (listing them) instead of failing.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Images per batch.
+    #[arg(long, value_name = "N", default_value_t = sdss_io::folder::DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Output (N, D) float32 .npy; the galaxy ids go to `<stem>.ids.csv` beside it.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `pca`.
+#[derive(Debug, Clone, Args)]
+pub struct PcaArgs {
+    /// (N, D) input matrix (.npy).
+    #[arg(long, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// A count (e.g. 20) or a fraction of variance to keep (e.g. 0.95).
+    #[arg(long, value_name = "N|FRACTION")]
+    pub components: String,
+    /// Solver: auto, full, covariance_eigh or randomized.
+    #[arg(long, default_value = "auto")]
+    pub solver: String,
+    /// Whiten the components (unit variance).
+    #[arg(long)]
+    pub whiten: bool,
+    /// Seed for the randomized solver.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output (N, k) .npy.
+    #[arg(long, value_name = "Y.npy")]
+    pub out: PathBuf,
+    /// Save the fitted model into this folder, to project new galaxies later.
+    #[arg(long, value_name = "DIR")]
+    pub save_model: Option<PathBuf>,
+    /// Write the solver used and explained_variance_ratio per component as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    pub summary: Option<PathBuf>,
+}
+
+/// Clustering methods by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodName {
+    /// k-means (k-means++, n_init restarts).
+    Kmeans,
+    /// Affinity propagation (scikit-learn semantics).
+    Affinity,
+    /// Agglomerative (hierarchical) clustering.
+    Agglomerative,
+    /// DBSCAN.
+    Dbscan,
+    /// HDBSCAN.
+    Hdbscan,
+    /// OPTICS.
+    Optics,
+}
+
+/// Arguments of `cluster`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// (N, D) input matrix (.npy).
+    #[arg(long, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// The method.
+    #[arg(long, value_enum)]
+    pub method: MethodName,
+    /// Number of clusters (kmeans, agglomerative).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Damping (affinity).
+    #[arg(long)]
+    pub damping: Option<f64>,
+    /// Linkage (agglomerative): ward, average, complete or single.
+    #[arg(long)]
+    pub linkage: Option<String>,
+    /// Restarts (kmeans).
+    #[arg(long)]
+    pub n_init: Option<usize>,
+    /// Seed (kmeans, affinity).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Further method parameters as key=value (e.g. `--param min_cluster_size=15`).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Output labels (.npy, int64, -1 for noise).
+    #[arg(long, value_name = "labels.npy")]
+    pub out: PathBuf,
+    /// Write the clustering summary as JSON (clusters, iterations, convergence, inertia, exemplars,
+    /// linkage path).
+    #[arg(long, value_name = "FILE.json")]
+    pub summary: Option<PathBuf>,
+}
+
+/// Arguments of `evaluate`.
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    /// (N, D) matrix the labels were computed on (.npy).
+    #[arg(long, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// Labels (.npy, N integers; -1 is noise and left out of the internal metrics).
+    #[arg(long, value_name = "L.npy")]
+    pub labels: PathBuf,
+    /// Reference labels (.npy, N integers) for the adjusted Rand index and normalised mutual information.
+    #[arg(long, value_name = "T.npy")]
+    pub truth: Option<PathBuf>,
+}

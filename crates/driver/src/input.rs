@@ -1,0 +1,277 @@
+//! Getting from the user's input (a folder of images or an `.npy` stack) to a feature matrix, keeping
+//! what the report needs to show each galaxy.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ndarray::{Array1, Array2, ArrayView2, ArrayView3};
+use sdss_io::{BadImage, ImageStack, LoadOptions};
+
+use crate::cli::{FeatureKind, Layer};
+use crate::progress::Progress;
+
+/// Where the images come from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A folder of JPEG/PNG files.
+    Folder(PathBuf),
+    /// An `(N, H, W, 3)` `.npy` stack with ids beside it.
+    Npy(PathBuf),
+}
+
+impl Input {
+    /// Builds the input from the two mutually exclusive options.
+    pub fn from_options(images: Option<&Path>, npy: Option<&Path>) -> Result<Self> {
+        match (images, npy) {
+            (Some(dir), None) => Ok(Input::Folder(dir.to_owned())),
+            (None, Some(file)) => Ok(Input::Npy(file.to_owned())),
+            (Some(_), Some(_)) => bail!("give either --images or --npy, not both"),
+            (None, None) => bail!("no input: give --images DIR or --npy FILE"),
+        }
+    }
+}
+
+/// How to compute features.
+#[derive(Debug, Clone)]
+pub struct FeatureRequest {
+    /// Pixels or CNN.
+    pub kind: FeatureKind,
+    /// Weights file for the CNN.
+    pub weights: Option<PathBuf>,
+    /// CNN tap.
+    pub layer: Layer,
+    /// Skip bad images.
+    pub skip_bad: bool,
+    /// Images per batch.
+    pub batch_size: usize,
+}
+
+/// What is held in memory for the features and the report's pictures.
+enum Store {
+    /// Raw pixels: the features are a view of the preprocessed stack.
+    Pixels(ImageStack),
+    /// CNN features, with the stack they came from.
+    CnnWithStack(Array2<f32>, ImageStack),
+    /// CNN features of a streamed folder; pictures are re-read from the files on demand (only the few
+    /// shown), so the decoded images never all sit in memory.
+    CnnWithFiles(Array2<f32>, Vec<PathBuf>),
+}
+
+/// Galaxies with their features.
+pub struct Galaxies {
+    /// Galaxy ids, in row order.
+    pub ids: Vec<String>,
+    store: Store,
+    /// Images skipped with `--skip-bad`.
+    pub skipped: Vec<BadImage>,
+}
+
+impl Galaxies {
+    /// The (N, D) feature matrix.
+    pub fn features(&self) -> ArrayView2<'_, f32> {
+        match &self.store {
+            Store::Pixels(stack) => stack.pixel_matrix(),
+            Store::CnnWithStack(f, _) | Store::CnnWithFiles(f, _) => f.view(),
+        }
+    }
+
+    /// Number of galaxies.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The 80×80 preprocessed picture of galaxy `index` as (H, W, 3) values in [0, 1].
+    pub fn thumbnail(&self, index: usize) -> Result<ndarray::Array3<f32>> {
+        match &self.store {
+            Store::Pixels(stack) | Store::CnnWithStack(_, stack) => {
+                let img: ArrayView3<f32> = stack.images().index_axis(ndarray::Axis(0), index);
+                Ok(img.to_owned())
+            }
+            Store::CnnWithFiles(_, files) => {
+                let path = files.get(index).context("galaxy index out of range")?;
+                Ok(sdss_io::load_image(path, &sdss_io::Preprocess::default())?)
+            }
+        }
+    }
+}
+
+/// Loads the input and computes the requested features.
+pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Result<Galaxies> {
+    let options = LoadOptions {
+        skip_bad: request.skip_bad,
+        batch_size: request.batch_size,
+        ..LoadOptions::default()
+    };
+    match request.kind {
+        FeatureKind::Pixels => {
+            let (stack, skipped) = load_stack(input, &options, progress)?;
+            Ok(Galaxies {
+                ids: stack.ids().to_vec(),
+                store: Store::Pixels(stack),
+                skipped,
+            })
+        }
+        FeatureKind::Cnn => {
+            let model = load_model(request.weights.as_deref())?;
+            let tap = request.layer.tap();
+            match input {
+                Input::Npy(_) => {
+                    let (stack, skipped) = load_stack(input, &options, progress)?;
+                    let bar = progress.bar(stack.len() as u64, "CNN features");
+                    let batches = stack
+                        .images()
+                        .axis_chunks_iter(ndarray::Axis(0), request.batch_size)
+                        .map(|b| Ok::<_, sdss_io::IoError>(b.to_owned()));
+                    let features = model
+                        .features_stream(batches, tap, |done| bar.set_position(done as u64))
+                        .context("CNN feature extraction failed")?;
+                    bar.finish();
+                    Ok(Galaxies {
+                        ids: stack.ids().to_vec(),
+                        store: Store::CnnWithStack(features, stack),
+                        skipped,
+                    })
+                }
+                Input::Folder(dir) => {
+                    // Stream: decoded images are held one batch at a time, so any folder size fits.
+                    let batches = sdss_io::image_batches(dir, &options)?;
+                    let by_stem: HashMap<String, PathBuf> = batches
+                        .files()
+                        .iter()
+                        .map(|p| (sdss_io::folder::galaxy_id(p), p.clone()))
+                        .collect();
+                    let bar = progress.bar(batches.file_count() as u64, "CNN features");
+                    let mut ids = Vec::new();
+                    let mut skipped = Vec::new();
+                    let stream = batches.map(|r| {
+                        r.map(|b| {
+                            ids.extend(b.ids);
+                            skipped.extend(b.skipped);
+                            b.images
+                        })
+                    });
+                    let features = model
+                        .features_stream(stream, tap, |done| bar.set_position(done as u64))
+                        .map_err(|e| anyhow::anyhow!("{}", crate::config::one_line(&e.to_string())))?;
+                    bar.finish();
+                    report_skipped(&skipped);
+                    let files = ids
+                        .iter()
+                        .map(|id| by_stem.get(id).cloned().context("image file vanished"))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Galaxies {
+                        ids,
+                        store: Store::CnnWithFiles(features, files),
+                        skipped,
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn load_stack(
+    input: &Input,
+    options: &LoadOptions,
+    progress: &Progress,
+) -> Result<(ImageStack, Vec<BadImage>)> {
+    match input {
+        Input::Npy(path) => Ok((sdss_io::read_image_stack_npy(path)?, Vec::new())),
+        Input::Folder(dir) => {
+            let batches = sdss_io::image_batches(dir, options)?;
+            let bar = progress.bar(batches.file_count() as u64, "loading images");
+            let mut ids = Vec::new();
+            let mut chunks = Vec::new();
+            let mut skipped = Vec::new();
+            for batch in batches {
+                let batch = batch?;
+                bar.inc((batch.ids.len() + batch.skipped.len()) as u64);
+                ids.extend(batch.ids);
+                skipped.extend(batch.skipped);
+                chunks.push(batch.images);
+            }
+            bar.finish();
+            report_skipped(&skipped);
+            let views: Vec<_> = chunks.iter().map(|c| c.view()).collect();
+            let images = ndarray::concatenate(ndarray::Axis(0), &views)
+                .context("images of different sizes in one folder")?;
+            drop(chunks);
+            Ok((ImageStack::new(ids, images)?, skipped))
+        }
+    }
+}
+
+fn report_skipped(skipped: &[BadImage]) {
+    if !skipped.is_empty() {
+        tracing::warn!("skipped {} bad image(s):", skipped.len());
+        for bad in skipped {
+            tracing::warn!("  {bad}");
+        }
+    }
+}
+
+/// Loads converted CNN weights, or explains how to get them.
+pub fn load_model(weights: Option<&Path>) -> Result<sdss_cnn::CnnModel> {
+    let Some(path) = weights else {
+        bail!(
+            "CNN features need converted weights: run `cargo xtask fetch-weights <KERAS_FILE|URL> --out weights.safetensors`, then pass --weights weights.safetensors"
+        );
+    };
+    if !path.exists() {
+        bail!(
+            "weights file {} does not exist (make it with `cargo xtask fetch-weights`)",
+            path.display()
+        );
+    }
+    sdss_cnn::CnnModel::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Reads reference labels: a `.npy` of N integers, or a CSV with an `id` column and a `class` (or
+/// `label`) column whose values may be names; rows are matched to `ids`.
+pub fn read_truth(path: &Path, ids: &[String]) -> Result<Array1<i64>> {
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if !is_csv {
+        let labels = sdss_io::npy::read_npy(path)?.into_f64();
+        if labels.ndim() != 1 || labels.len() != ids.len() {
+            bail!(
+                "{}: truth labels have shape {:?}, expected ({},)",
+                path.display(),
+                labels.shape(),
+                ids.len()
+            );
+        }
+        return Ok(labels.iter().map(|&v| v as i64).collect());
+    }
+    let rows = sdss_io::stack::read_csv(path)?;
+    let Some(((_, header), body)) = rows.split_first() else {
+        bail!("{}: empty CSV", path.display());
+    };
+    let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.trim()));
+    let id_col = col(&["id"]).with_context(|| format!("{}: no `id` column", path.display()))?;
+    let class_col = col(&["class", "label"])
+        .with_context(|| format!("{}: no `class` or `label` column", path.display()))?;
+    let mut codes: HashMap<String, i64> = HashMap::new();
+    let mut by_id: HashMap<&str, i64> = HashMap::new();
+    for (line, fields) in body {
+        let (Some(id), Some(class)) = (fields.get(id_col), fields.get(class_col)) else {
+            bail!("{}:{line}: too few fields", path.display());
+        };
+        let next = codes.len() as i64;
+        let code = match class.trim().parse::<i64>() {
+            Ok(v) => v,
+            Err(_) => *codes.entry(class.trim().to_owned()).or_insert(next),
+        };
+        by_id.insert(id.as_str(), code);
+    }
+    ids.iter()
+        .map(|id| {
+            by_id
+                .get(id.as_str())
+                .copied()
+                .with_context(|| format!("{}: no row for galaxy `{id}`", path.display()))
+        })
+        .collect()
+}

@@ -1,0 +1,597 @@
+//! `run`: images → features → PCA → clustering → report, written into one output folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::FeatureKind;
+use crate::config::{MethodSpec, PcaSize, RunConfig};
+use crate::input::{self, FeatureRequest, Galaxies, Input};
+use crate::progress::Progress;
+use crate::report::{dendrogram, gallery, html, plots};
+
+/// Internal metrics are O(N²) in memory traffic for silhouette; above this many galaxies it is skipped.
+const SILHOUETTE_MAX_SAMPLES: usize = 20_000;
+
+/// One fitted method and what was written for it.
+struct MethodRun {
+    slug: String,
+    spec: MethodSpec,
+    clustering: sdss_cluster::Clustering,
+    seconds: f64,
+}
+
+/// Runs the pipeline; returns the output folder.
+pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
+    let started = Instant::now();
+    // Validate everything cheap before any heavy work: methods, paths, the output folder.
+    let specs: Vec<MethodSpec> = cfg
+        .methods
+        .iter()
+        .map(|m| Ok(MethodSpec::parse(m)?.with_default_seed(cfg.seed)))
+        .collect::<Result<_>>()?;
+    for spec in &specs {
+        spec.build()?;
+    }
+    cfg.methods = specs.iter().map(MethodSpec::canonical_text).collect();
+    cfg.images = absolute(cfg.images.take(), "--images")?;
+    cfg.npy = absolute(cfg.npy.take(), "--npy")?;
+    cfg.truth = absolute(cfg.truth.take(), "--truth")?;
+    if cfg.features == FeatureKind::Cnn {
+        cfg.weights = absolute(cfg.weights.take(), "--weights").with_context(|| {
+            "CNN weights not found; make them with `cargo xtask fetch-weights <KERAS_FILE|URL>`"
+        })?;
+    }
+    let out = absolute_out(&cfg.out)?;
+    cfg.out = out.clone();
+    let staging = Staging::begin(&out, cfg.force)?;
+    let dir = staging.path().to_owned();
+
+    let input = Input::from_options(cfg.images.as_deref(), cfg.npy.as_deref())?;
+    if cfg.features == FeatureKind::Pixels {
+        tracing::info!("features: raw pixels (the baseline; pass --weights for CNN features)");
+    } else {
+        tracing::info!("features: CNN, layer {:?}", cfg.layer);
+    }
+    let request = FeatureRequest {
+        kind: cfg.features,
+        weights: cfg.weights.clone(),
+        layer: cfg.layer,
+        skip_bad: cfg.skip_bad,
+        batch_size: cfg.batch_size,
+    };
+    let t = Instant::now();
+    let galaxies = input::load(&input, &request, &progress)?;
+    let features_seconds = t.elapsed().as_secs_f64();
+    let features = galaxies.features();
+    let (n, d) = features.dim();
+    if n < 2 {
+        bail!("need at least two galaxies to cluster, found {n}");
+    }
+    tracing::info!("{n} galaxies, {d} features each");
+    sdss_io::npy::write_npy(dir.join("features.npy"), &features)?;
+    sdss_io::write_ids_csv(dir.join("ids.csv"), &galaxies.ids)?;
+
+    // PCA.
+    let t = Instant::now();
+    let pca_size = match cfg.pca {
+        PcaSize::Count(k) if k > n.min(d) => {
+            tracing::warn!(
+                "--pca {k} is more than min(galaxies, features) = {}; using {}",
+                n.min(d),
+                n.min(d)
+            );
+            PcaSize::Count(n.min(d))
+        }
+        other => other,
+    };
+    let spinner = progress.spinner(&format!("PCA ({pca_size})"));
+    let (pca, reduced) = sdss_pca::Pca::new(pca_size.to_n_components())
+        .random_state(cfg.seed)
+        .fit_transform(features)
+        .map_err(|e| anyhow::anyhow!("PCA: {e}"))?;
+    spinner.finish_and_clear();
+    let pca_seconds = t.elapsed().as_secs_f64();
+    let ratios: Vec<f64> = pca.explained_variance_ratio().iter().map(|&v| f64::from(v)).collect();
+    let total: f64 = ratios.iter().sum();
+    tracing::info!(
+        "PCA: {} components explain {:.2}% of the variance ({} solver)",
+        ratios.len(),
+        total * 100.0,
+        pca.svd_solver()
+    );
+    sdss_io::npy::write_npy(dir.join("pca.npy"), &reduced.view())?;
+    sdss_io::npy::write_npy(
+        dir.join("pca_explained_variance_ratio.npy"),
+        &ArrayView1::from(&ratios),
+    )?;
+    write_json(
+        &dir.join("pca.json"),
+        &json!({
+            "n_components": ratios.len(),
+            "requested": cfg.pca,
+            "svd_solver": pca.svd_solver().as_str(),
+            "explained_variance_ratio": ratios,
+            "total_explained_variance_ratio": total,
+            "seconds": pca_seconds,
+        }),
+    )?;
+    plots::pca_variance(
+        &dir.join("pca_variance.png"),
+        &ratios,
+        &format!("PCA: {} components explain {:.2}% of the variance", ratios.len(), total * 100.0),
+    )?;
+
+    // Clustering.
+    let mut runs: Vec<MethodRun> = Vec::new();
+    for spec in specs {
+        let method = spec.build()?;
+        let slug = unique_slug(spec.short, &runs);
+        let spinner = progress.spinner(&format!("clustering: {}", spec.canonical_text()));
+        let t = Instant::now();
+        let clustering = method
+            .fit(reduced.view())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", spec.canonical_text()))?;
+        let seconds = t.elapsed().as_secs_f64();
+        spinner.finish_and_clear();
+        if clustering.converged == Some(false) {
+            tracing::warn!(
+                "{}: did NOT converge in {} iterations; its labels are reported but are not a converged result",
+                spec.canonical_text(),
+                clustering.iterations.unwrap_or(0)
+            );
+        }
+        tracing::info!(
+            "{}: {} clusters in {:.2} s",
+            spec.canonical_text(),
+            clustering.n_clusters,
+            seconds
+        );
+        sdss_io::npy::write_npy(dir.join(format!("labels_{slug}.npy")), &clustering.labels.view())?;
+        if let Some(linkage) = &clustering.linkage {
+            linkage.write_npy(dir.join(format!("linkage_{slug}.npy")))?;
+        }
+        runs.push(MethodRun {
+            slug,
+            spec,
+            clustering,
+            seconds,
+        });
+    }
+
+    // Metrics.
+    let truth = match &cfg.truth {
+        Some(path) => Some(input::read_truth(path, &galaxies.ids)?),
+        None => None,
+    };
+    let mut metrics = BTreeMap::new();
+    for r in &runs {
+        let mut m = internal_metrics(reduced.view(), r.clustering.labels.view());
+        if let Some(t) = &truth {
+            m.insert(
+                "adjusted_rand_index".into(),
+                json!(sdss_cluster::adjusted_rand_score(t.view(), r.clustering.labels.view())?),
+            );
+            m.insert(
+                "normalized_mutual_info".into(),
+                json!(sdss_cluster::normalized_mutual_info_score(t.view(), r.clustering.labels.view())?),
+            );
+        }
+        m.insert("summary".into(), serde_json::to_value(r.clustering.summary())?);
+        m.insert("spec".into(), json!(r.spec.canonical_text()));
+        m.insert("seconds".into(), json!(r.seconds));
+        metrics.insert(r.slug.clone(), serde_json::Value::Object(m));
+    }
+    write_json(&dir.join("metrics.json"), &metrics)?;
+    write_labels_csv(&dir.join("labels.csv"), &galaxies.ids, &runs)?;
+
+    // Figures and galleries.
+    let t = Instant::now();
+    let mut sections = Vec::new();
+    for r in &runs {
+        sections.push(method_report(&dir, r, &galaxies, reduced.view(), &metrics, &progress)?);
+    }
+    let report_seconds = t.elapsed().as_secs_f64();
+    let mut facts = vec![
+        ("galaxies".to_owned(), n.to_string()),
+        (
+            "input".to_owned(),
+            cfg.images
+                .as_ref()
+                .or(cfg.npy.as_ref())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "features".to_owned(),
+            match cfg.features {
+                FeatureKind::Pixels => format!("raw pixels ({d} values)"),
+                FeatureKind::Cnn => format!("CNN layer {:?} ({d} values)", cfg.layer),
+            },
+        ),
+        (
+            "PCA".to_owned(),
+            format!(
+                "{} components, {:.2}% of the variance ({} solver)",
+                ratios.len(),
+                total * 100.0,
+                pca.svd_solver()
+            ),
+        ),
+    ];
+    if !galaxies.skipped.is_empty() {
+        facts.push((
+            "skipped images".to_owned(),
+            galaxies
+                .skipped
+                .iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    let page = html::Page {
+        title: format!("sdss-clustering: {n} galaxies"),
+        facts,
+        pca_plot: "pca_variance.png".into(),
+        methods: sections,
+    };
+    sdss_io::atomic::write_bytes_atomic(dir.join("index.html"), html::render(&page).as_bytes())?;
+
+    std::fs::write(dir.join("config.toml"), cfg.to_toml()?)
+        .with_context(|| format!("cannot write {}", dir.join("config.toml").display()))?;
+    write_json(
+        &dir.join("run.json"),
+        &json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "galaxies": n,
+            "features": d,
+            "skipped": galaxies.skipped.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+            "seconds": {
+                "features": features_seconds,
+                "pca": pca_seconds,
+                "clustering": runs.iter().map(|r| (r.slug.clone(), r.seconds)).collect::<BTreeMap<_, _>>(),
+                "report": report_seconds,
+                "total": started.elapsed().as_secs_f64(),
+            }
+        }),
+    )?;
+    staging.commit()?;
+    Ok(out)
+}
+
+/// Silhouette, Calinski–Harabasz and Davies–Bouldin on the non-noise galaxies, where defined.
+fn internal_metrics(x: ArrayView2<'_, f32>, labels: ArrayView1<'_, i64>) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    let keep: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] >= 0).collect();
+    let mut distinct: Vec<i64> = keep.iter().map(|&i| labels[i]).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 2 || distinct.len() >= keep.len() {
+        m.insert(
+            "note".into(),
+            json!(format!(
+                "internal metrics need 2 <= clusters < galaxies; found {} clusters of {} non-noise galaxies",
+                distinct.len(),
+                keep.len()
+            )),
+        );
+        return m;
+    }
+    let xs: Array2<f32> = x.select(Axis(0), &keep);
+    let ls: Array1<i64> = keep.iter().map(|&i| labels[i]).collect();
+    if keep.len() <= SILHOUETTE_MAX_SAMPLES {
+        if let Ok(s) = sdss_cluster::silhouette_score(xs.view(), ls.view()) {
+            m.insert("silhouette".into(), json!(s));
+        }
+    } else {
+        m.insert(
+            "silhouette_skipped".into(),
+            json!(format!("more than {SILHOUETTE_MAX_SAMPLES} galaxies")),
+        );
+    }
+    if let Ok(s) = sdss_cluster::calinski_harabasz_score(xs.view(), ls.view()) {
+        m.insert("calinski_harabasz".into(), json!(s));
+    }
+    if let Ok(s) = sdss_cluster::davies_bouldin_score(xs.view(), ls.view()) {
+        m.insert("davies_bouldin".into(), json!(s));
+    }
+    m
+}
+
+/// Size plot, galleries and dendrogram of one method; returns its section of the page.
+fn method_report(
+    dir: &Path,
+    r: &MethodRun,
+    galaxies: &Galaxies,
+    reduced: ArrayView2<'_, f32>,
+    metrics: &BTreeMap<String, serde_json::Value>,
+    progress: &Progress,
+) -> Result<html::MethodSection> {
+    let c = &r.clustering;
+    let slug = &r.slug;
+    let sizes = c.cluster_sizes();
+    let noise = c.n_noise();
+    let sizes_plot = format!("sizes_{slug}.png");
+    plots::cluster_sizes(
+        &dir.join(&sizes_plot),
+        &sizes,
+        noise,
+        &format!("{}: galaxies per cluster", r.spec.canonical_text()),
+    )?;
+
+    // Members of each cluster in row order; the exemplar (if any) first.
+    let mut members: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, &l) in c.labels.iter().enumerate() {
+        members.entry(l).or_default().push(i);
+    }
+    let exemplar_of = |label: i64| -> Option<usize> {
+        let ex = c.exemplars.as_ref()?;
+        usize::try_from(label).ok().and_then(|l| ex.get(l).copied())
+    };
+    let gallery_dir = dir.join("gallery").join(slug);
+    std::fs::create_dir_all(&gallery_dir)
+        .with_context(|| format!("cannot create {}", gallery_dir.display()))?;
+    let bar = progress.bar(members.len() as u64, &format!("{slug} galleries"));
+    let mut clusters = Vec::new();
+    for (&label, rows) in &members {
+        let mut shown = rows.clone();
+        let exemplar = exemplar_of(label);
+        if let Some(e) = exemplar {
+            shown.retain(|&i| i != e);
+            shown.insert(0, e);
+        }
+        shown.truncate(gallery::MAX_TILES);
+        let tiles = shown
+            .iter()
+            .map(|&i| galaxies.thumbnail(i))
+            .collect::<Result<Vec<_>>>()?;
+        let (file, title) = if label < 0 {
+            ("noise.png".to_owned(), format!("Noise: {} galaxies", rows.len()))
+        } else {
+            (
+                format!("cluster_{label}_of_{}.png", c.n_clusters),
+                format!("Cluster {label} of {}: {} galaxies", c.n_clusters, rows.len()),
+            )
+        };
+        let title = if rows.len() > shown.len() {
+            format!("{title} (first {} shown)", shown.len())
+        } else {
+            title
+        };
+        gallery::grid(&gallery_dir.join(&file), &title, &tiles, exemplar.is_some())?;
+        clusters.push(html::ClusterEntry {
+            label,
+            size: rows.len(),
+            image: format!("gallery/{slug}/{file}"),
+            exemplar: exemplar.map(|e| galaxies.ids[e].clone()),
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if c.exemplars.is_some() {
+        // Affinity propagation: exemplars first, as the original showed them.
+        clusters.sort_by_key(|e| (e.exemplar.is_none(), e.label));
+    }
+
+    let dendrogram = match &c.linkage {
+        Some(linkage) => {
+            let tree = dendrogram::truncate(linkage.matrix().view(), dendrogram::DEFAULT_LEVELS);
+            let examples = tree
+                .leaves
+                .iter()
+                .map(|leaf| galaxies.thumbnail(representative(reduced, &leaf.members)))
+                .collect::<Result<Vec<_>>>()?;
+            let file = format!("dendrogram_{slug}.png");
+            dendrogram::draw(
+                &dir.join(&file),
+                &tree,
+                &examples,
+                |i| {
+                    let m = &tree.leaves[i].members;
+                    if m.len() == 1 {
+                        galaxies.ids[m[0]].clone()
+                    } else {
+                        format!("({})", m.len())
+                    }
+                },
+                &format!(
+                    "{}: top {} merge levels (SciPy truncate_mode='level')",
+                    r.spec.canonical_text(),
+                    dendrogram::DEFAULT_LEVELS
+                ),
+            )?;
+            Some(file)
+        }
+        None => None,
+    };
+
+    let mut facts = vec![
+        ("clusters".to_owned(), c.n_clusters.to_string()),
+        ("seconds".to_owned(), format!("{:.2}", r.seconds)),
+    ];
+    if noise > 0 {
+        facts.push(("noise".into(), noise.to_string()));
+    }
+    if let Some(it) = c.iterations {
+        facts.push(("iterations".into(), it.to_string()));
+    }
+    if let Some(conv) = c.converged {
+        facts.push((
+            "converged".into(),
+            if conv { "yes".into() } else { "NO: result is not converged".into() },
+        ));
+    }
+    if let Some(inertia) = c.inertia {
+        facts.push(("inertia".into(), format!("{inertia:.6}")));
+    }
+    if let Some(serde_json::Value::Object(m)) = metrics.get(slug) {
+        for key in [
+            "silhouette",
+            "calinski_harabasz",
+            "davies_bouldin",
+            "adjusted_rand_index",
+            "normalized_mutual_info",
+        ] {
+            if let Some(v) = m.get(key).and_then(|v| v.as_f64()) {
+                facts.push((key.replace('_', " "), format!("{v:.4}")));
+            }
+        }
+    }
+    Ok(html::MethodSection {
+        slug: slug.clone(),
+        spec: r.spec.canonical_text(),
+        facts,
+        sizes_plot,
+        dendrogram,
+        labels_file: format!("labels_{slug}.npy"),
+        clusters,
+    })
+}
+
+/// The member closest to the members' mean in the reduced space: a typical galaxy of the branch.
+fn representative(x: ArrayView2<'_, f32>, members: &[usize]) -> usize {
+    let rows = x.select(Axis(0), members);
+    let Some(mean) = rows.mean_axis(Axis(0)) else {
+        return members.first().copied().unwrap_or(0);
+    };
+    let mut best = (f32::INFINITY, members.first().copied().unwrap_or(0));
+    for (row, &i) in rows.outer_iter().zip(members) {
+        let d: f32 = row.iter().zip(mean.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
+        if d < best.0 {
+            best = (d, i);
+        }
+    }
+    best.1
+}
+
+fn unique_slug(short: &str, runs: &[MethodRun]) -> String {
+    let taken = |s: &str| runs.iter().any(|r| r.slug == s);
+    if !taken(short) {
+        return short.to_owned();
+    }
+    (2..)
+        .map(|i| format!("{short}-{i}"))
+        .find(|s| !taken(s))
+        .unwrap_or_else(|| short.to_owned())
+}
+
+fn write_labels_csv(path: &Path, ids: &[String], runs: &[MethodRun]) -> Result<()> {
+    use std::io::Write;
+    sdss_io::atomic::write_atomic(path, |w| {
+        write!(w, "id")?;
+        for r in runs {
+            write!(w, ",{}", r.slug)?;
+        }
+        writeln!(w)?;
+        for (i, id) in ids.iter().enumerate() {
+            write!(w, "{}", sdss_io::stack::csv_field(id))?;
+            for r in runs {
+                write!(w, ",{}", r.clustering.labels[i])?;
+            }
+            writeln!(w)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Writes pretty JSON atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    sdss_io::atomic::write_bytes_atomic(path, format!("{text}\n").as_bytes())?;
+    Ok(())
+}
+
+fn absolute(path: Option<PathBuf>, option: &str) -> Result<Option<PathBuf>> {
+    path.map(|p| {
+        std::fs::canonicalize(&p).with_context(|| format!("{option} {}: not found", p.display()))
+    })
+    .transpose()
+}
+
+fn absolute_out(out: &Path) -> Result<PathBuf> {
+    if out.is_absolute() {
+        return Ok(out.to_owned());
+    }
+    Ok(std::env::current_dir()
+        .context("cannot read the current folder")?
+        .join(out))
+}
+
+/// The run writes into a fresh sibling folder that replaces the output folder only when everything
+/// succeeded, so a failed run never mixes with, or destroys, an earlier one.
+struct Staging {
+    path: PathBuf,
+    out: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    fn begin(out: &Path, force: bool) -> Result<Self> {
+        if out.exists() {
+            let non_empty = std::fs::read_dir(out)
+                .with_context(|| format!("--out {}: not a readable folder", out.display()))?
+                .next()
+                .is_some();
+            if non_empty && !force {
+                bail!(
+                    "--out {}: folder exists and is not empty; choose another folder or pass --force to replace it",
+                    out.display()
+                );
+            }
+        }
+        let parent = out.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let path = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot clear {}", path.display()))?;
+        }
+        std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Staging {
+            path,
+            out: out.to_owned(),
+            committed: false,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn commit(mut self) -> Result<()> {
+        let old = self.path.with_extension("old");
+        if self.out.exists() {
+            std::fs::rename(&self.out, &old)
+                .with_context(|| format!("cannot move the old {} aside", self.out.display()))?;
+        }
+        std::fs::rename(&self.path, &self.out)
+            .with_context(|| format!("cannot move results into {}", self.out.display()))?;
+        self.committed = true;
+        if old.exists() {
+            std::fs::remove_dir_all(&old)
+                .with_context(|| format!("cannot remove the old results at {}", old.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            // A failed run leaves nothing behind; any earlier results stay where they were.
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

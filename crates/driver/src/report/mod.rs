@@ -1,0 +1,7 @@
+//! The report a run leaves in its output folder: plots, galleries, dendrograms and `index.html`.
+
+pub mod dendrogram;
+pub mod draw;
+pub mod gallery;
+pub mod html;
+pub mod plots;
