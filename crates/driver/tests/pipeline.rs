@@ -1,0 +1,148 @@
+//! The default pipeline end to end, through the real binary: outputs agree with each other and the
+//! recorded configuration reproduces the labels.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+
+#[test]
+fn default_run_outputs_are_consistent_and_reproducible() {
+    let work = tempfile::tempdir().unwrap();
+    let stdout = ok(work.path(), &["--quiet"]);
+    let report = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .expect("the default run says where the report is");
+    let out = std::path::Path::new(report).parent().unwrap().to_owned();
+    assert!(out.starts_with(work.path().join("out")), "{}", out.display());
+
+    let n_images = sdss_io::folder::list_images(bundled_galaxies()).unwrap().len();
+    let ids = sdss_io::read_ids_csv(out.join("ids.csv")).unwrap();
+    assert_eq!(ids.len(), n_images);
+
+    let features = sdss_io::npy::read_matrix_f32(out.join("features.npy")).unwrap();
+    assert_eq!(features.dim(), (n_images, 80 * 80 * 3));
+    let pca = sdss_io::npy::read_matrix_f32(out.join("pca.npy")).unwrap();
+    assert_eq!(pca.nrows(), n_images);
+    let ratio = sdss_io::npy::read_npy_as::<f64>(out.join("pca_explained_variance_ratio.npy")).unwrap();
+    assert_eq!(ratio.len(), pca.ncols());
+    assert!(ratio.sum() > 0.5 && ratio.sum() <= 1.0 + 1e-9);
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let csv = std::fs::read_to_string(out.join("labels.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header, ["id", "kmeans", "affinity", "agglomerative"]);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), n_images);
+
+    for (col, method) in header.iter().enumerate().skip(1) {
+        let labels = labels(&out.join(format!("labels_{method}.npy")));
+        assert_eq!(labels.len(), n_images, "{method}: a label for every galaxy");
+        for (row, &l) in rows.iter().zip(&labels) {
+            assert_eq!(row[col].parse::<i64>().unwrap(), l, "{method}: labels.csv agrees with the .npy");
+        }
+        let summary = &metrics[method]["summary"];
+        let n_clusters = summary["n_clusters"].as_u64().unwrap() as usize;
+        let sizes: Vec<usize> = serde_json::from_value(summary["cluster_sizes"].clone()).unwrap();
+        assert_eq!(sizes.len(), n_clusters);
+        assert_eq!(sizes.iter().sum::<usize>(), n_images, "{method}: sizes add up");
+        let mut counted: BTreeMap<i64, usize> = BTreeMap::new();
+        for &l in &labels {
+            *counted.entry(l).or_default() += 1;
+        }
+        assert_eq!(counted.values().copied().collect::<Vec<_>>(), sizes);
+
+        // One gallery per cluster, and the page shows each of them.
+        let galleries: Vec<_> = std::fs::read_dir(out.join("gallery").join(method))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(galleries.len(), n_clusters, "{method}: one gallery per cluster");
+        for k in 0..n_clusters {
+            let name = format!("cluster_{k}_of_{n_clusters}.png");
+            assert!(galleries.contains(&name), "{method}: missing {name}");
+            assert!(image::open(out.join("gallery").join(method).join(&name)).is_ok());
+        }
+        // The synthetic galaxies' true classes were used to score the run.
+        assert!(metrics[method]["adjusted_rand_index"].is_number(), "{method}");
+    }
+    assert_eq!(metrics["kmeans"]["summary"]["n_clusters"], 10);
+    assert_eq!(metrics["agglomerative"]["summary"]["n_clusters"], 32);
+    let linkage = sdss_io::npy::read_matrix_f64(out.join("linkage_agglomerative.npy")).unwrap();
+    assert_eq!(linkage.dim(), (n_images - 1, 4));
+    assert_eq!(linkage[[n_images - 2, 3]] as usize, n_images);
+    for plot in ["pca_variance.png", "dendrogram_agglomerative.png", "sizes_kmeans.png"] {
+        assert!(image::open(out.join(plot)).is_ok(), "{plot}");
+    }
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for src in html.split("src=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]) {
+        assert!(out.join(src).is_file(), "index.html links to missing {src}");
+    }
+
+    // The recorded configuration repeats the run exactly.
+    let again = work.path().join("again");
+    ok(
+        work.path(),
+        &["--quiet", "run", "--config", out.join("config.toml").to_str().unwrap(), "--out", again.to_str().unwrap()],
+    );
+    for method in &header[1..] {
+        let file = format!("labels_{method}.npy");
+        assert_eq!(labels(&out.join(&file)), labels(&again.join(&file)), "{method} reproduces");
+    }
+}
+
+#[test]
+fn existing_output_is_refused_unless_forced_and_never_mixed() {
+    let work = tempfile::tempdir().unwrap();
+    let images = work.path().join("images");
+    copy_galaxies(&images, 40);
+    let out = work.path().join("out");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "--quiet",
+            "run",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--pca",
+            "10",
+            "--method",
+            "kmeans:k=3",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    let first = args(&[]);
+    ok(work.path(), &&refs(&first));
+    std::fs::write(out.join("precious.txt"), "keep me").unwrap();
+
+    let err = fails(work.path(), &&refs(&first));
+    assert!(err.contains("--out") && err.contains("--force"), "{err}");
+    assert!(out.join("precious.txt").exists(), "refusing must not touch the old results");
+
+    // A failing forced run leaves the old results in place.
+    let mut bad = args(&["--force"]);
+    bad.extend(["--method".into(), "kmeans:k=0".into()]);
+    fails(work.path(), &&refs(&bad));
+    assert!(out.join("precious.txt").exists());
+
+    let forced = args(&["--force", "--method", "agglomerative:k=4,linkage=average"]);
+    ok(work.path(), &&refs(&forced));
+    assert!(!out.join("precious.txt").exists(), "--force replaces, never mixes");
+    assert!(out.join("labels_agglomerative.npy").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial") || n.contains(".old"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
