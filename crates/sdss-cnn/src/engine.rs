@@ -15,6 +15,7 @@ use gemm::Parallelism;
 
 use crate::config::{CnnConfig, Hwc};
 use crate::weights::{CnnWeights, ConvWeights, DenseWeights};
+use crate::winograd::{self, WinogradKernel, WinogradScratch};
 
 /// Kernel rows narrower than this (in floats) use an explicit im2col instead: the first layer's 6×3 window
 /// would make six GEMMs with K = 18, which wastes the microkernel.
@@ -31,7 +32,7 @@ const ROW_BLOCK: usize = 480;
 /// If a slice is too short for the strides and sizes (an internal invariant: callers size every buffer from
 /// the validated configuration).
 #[allow(clippy::too_many_arguments)]
-fn sgemm(
+pub(crate) fn sgemm(
     m: usize,
     n: usize,
     k: usize,
@@ -85,6 +86,7 @@ pub(crate) struct Scratch {
     act: [Vec<f32>; 2],
     gemm_out: Vec<f32>,
     col: Vec<f32>,
+    wino: WinogradScratch,
 }
 
 fn resize(buf: &mut Vec<f32>, len: usize) {
@@ -102,18 +104,26 @@ fn conv_block(
     conv_shape: Hwc,
     pool: Option<usize>,
     w: &ConvWeights,
+    wino: Option<&WinogradKernel>,
     out: &mut [f32],
-    gemm_out: &mut Vec<f32>,
-    col: &mut Vec<f32>,
+    scratch: &mut Scratch,
     par: Parallelism,
 ) {
+    let Scratch {
+        gemm_out,
+        col,
+        wino: wino_scratch,
+        ..
+    } = scratch;
     let (h, wd, c) = in_shape;
     let (oh, ow, f) = conv_shape;
     let [kh, kw] = w.kernel_size;
     let row_k = kw * c;
     // `pitch`: distance in pixels between output rows of the GEMM result.
     let pitch;
-    if row_k >= IMPLICIT_MIN_K {
+    if let Some(k) = wino {
+        pitch = winograd::conv5x5(input, in_shape, conv_shape, k, &w.bias, gemm_out, wino_scratch, par);
+    } else if row_k >= IMPLICIT_MIN_K {
         pitch = wd;
         // Rows past `m` would read beyond the input; they are wrap-around columns the epilogue drops anyway.
         let m = oh * wd - (kw - 1);
@@ -207,17 +217,21 @@ fn epilogue(src: &[f32], pitch: usize, conv_shape: Hwc, pool: Option<usize>, out
 }
 
 /// Runs the convolution stack on one image (h, w, c), writing the flattened channels-last result to `flat`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_stack(
     cfg: &CnnConfig,
     shapes: &[(Hwc, Hwc, Hwc)],
     weights: &CnnWeights,
+    wino: &[Option<WinogradKernel>],
     image: &[f32],
     flat: &mut [f32],
     scratch: &mut Scratch,
     par: Parallelism,
     mut timings: Option<&mut [f64]>,
 ) {
-    let Scratch { act, gemm_out, col } = scratch;
+    // The activations move out of the scratch for the duration, so that the rest of it can be lent to
+    // each layer.
+    let mut act = std::mem::take(&mut scratch.act);
     let n = shapes.len();
     if n == 0 {
         flat.copy_from_slice(image);
@@ -232,13 +246,14 @@ pub(crate) fn conv_stack(
     {
         let t0 = timings.as_ref().map(|_| std::time::Instant::now());
         let out_len = out_shape.0 * out_shape.1 * out_shape.2;
-        let [a0, a1] = act;
+        let [a0, a1] = &mut act;
+        let k = wino.get(i).and_then(Option::as_ref);
         let (input, out): (&[f32], &mut Vec<f32>) = match i % 2 {
             0 => (if i == 0 { image } else { &a1[..] }, a0),
             _ => (&a0[..], a1),
         };
         if i + 1 == n {
-            conv_block(input, in_shape, conv_shape, layer.max_pool, w, flat, gemm_out, col, par);
+            conv_block(input, in_shape, conv_shape, layer.max_pool, w, k, flat, scratch, par);
         } else {
             resize(out, out_len);
             conv_block(
@@ -247,9 +262,9 @@ pub(crate) fn conv_stack(
                 conv_shape,
                 layer.max_pool,
                 w,
+                k,
                 &mut out[..out_len],
-                gemm_out,
-                col,
+                scratch,
                 par,
             );
         }
@@ -257,6 +272,7 @@ pub(crate) fn conv_stack(
             t[i] += t0.elapsed().as_secs_f64();
         }
     }
+    scratch.act = act;
 }
 
 /// `y (n×out) = x (n×in) · kernel + bias`, then ReLU when asked.

@@ -235,6 +235,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CnnError::io(path, e))?;
     tmp.write_all(bytes).map_err(|e| CnnError::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| CnnError::io(path, e))?;
+    // Temporary files are created owner-only; weights are ordinary readable outputs.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| CnnError::io(path, e))?;
+    }
     tmp.persist(path).map_err(|e| CnnError::io(path, e.error))?;
     Ok(())
 }

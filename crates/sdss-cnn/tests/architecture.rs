@@ -19,6 +19,15 @@ fn default_network_runs_and_taps_have_the_right_widths() {
     assert_eq!(out.get(Tap::Dense).dim(), (2, 128));
     assert_eq!(out.get(Tap::Dense1).dim(), (2, 64));
     assert_eq!(out.get(Tap::Output).dim(), (2, 1));
+    // The fast engine (Winograd for the 5×5 layer, implicit GEMM elsewhere) against candle's own layers at
+    // full size.
+    let candle = model.all_taps_candle(images.view()).unwrap();
+    for tap in Tap::ALL {
+        let (a, b) = (out.get(tap), candle.get(tap));
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-4 * scale, "tap {tap}: {diff} vs scale {scale}");
+    }
     // ReLU features: non-negative and not all zero.
     assert!(out.get(Tap::Dense).iter().all(|&v| v >= 0.0));
     assert!(out.get(Tap::Dense).iter().any(|&v| v > 0.0));

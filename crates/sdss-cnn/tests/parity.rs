@@ -83,9 +83,12 @@ fn rel_err(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
 
 fn check_all_taps(model: &CnnModel, r: &Reference, what: &str) {
     let out = model.all_taps(r.images.view()).unwrap();
+    let direct = model.clone().with_winograd(false).all_taps(r.images.view()).unwrap();
     for tap in Tap::ALL {
         let e = rel_err(out.get(tap), &r.taps[&tap]);
         assert!(e <= TOLERANCE, "{what}: tap {tap}: relative error {e:e}");
+        let e = rel_err(direct.get(tap), &r.taps[&tap]);
+        assert!(e <= TOLERANCE, "{what} without Winograd: tap {tap}: relative error {e:e}");
         // The single-tap entry point must agree with the all-taps one bit for bit.
         let single = model.features(r.images.view(), tap).unwrap();
         assert_eq!(&single, out.get(tap), "{what}: tap {tap}");
