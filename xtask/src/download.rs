@@ -24,10 +24,19 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 /// File name for a URL's download: its last path segment, reduced to safe characters.
 pub fn file_name_for(url: &str) -> String {
     let path = url.split(['?', '#']).next().unwrap_or(url);
-    let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("download");
+    let last = path
+        .rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("download");
     let clean: String = last
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if clean.is_empty() || clean.starts_with('.') {
         format!("download{clean}")
@@ -48,7 +57,10 @@ pub fn download(url: &str, dir: &Path, sha256: Option<&str>) -> Result<PathBuf, 
         if let Some(want) = sha256 {
             let have = sha256_file(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
             if have.eq_ignore_ascii_case(want) {
-                eprintln!("fetch-weights: {} already downloaded (checksum ok)", dest.display());
+                eprintln!(
+                    "fetch-weights: {} already downloaded (checksum ok)",
+                    dest.display()
+                );
                 return Ok(dest);
             }
         }
@@ -87,15 +99,17 @@ pub fn download(url: &str, dir: &Path, sha256: Option<&str>) -> Result<PathBuf, 
         let mut body = resp.body_mut().as_reader();
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            let n = body.read(&mut buf).map_err(|e| {
-                format!("{url}: download interrupted ({e}); run again to resume")
-            })?;
+            let n = body
+                .read(&mut buf)
+                .map_err(|e| format!("{url}: download interrupted ({e}); run again to resume"))?;
             if n == 0 {
                 break;
             }
-            out.write_all(&buf[..n]).map_err(|e| format!("{}: {e}", part.display()))?;
+            out.write_all(&buf[..n])
+                .map_err(|e| format!("{}: {e}", part.display()))?;
         }
-        out.sync_all().map_err(|e| format!("{}: {e}", part.display()))?;
+        out.sync_all()
+            .map_err(|e| format!("{}: {e}", part.display()))?;
     }
     let got = sha256_file(&part).map_err(|e| format!("{}: {e}", part.display()))?;
     if let Some(want) = sha256 {
@@ -120,9 +134,16 @@ mod tests {
 
     /// A one-file HTTP server on 127.0.0.1 that honours `Range: bytes=N-`; the first response stops after
     /// `cut` bytes (a dropped connection), later ones are complete.
-    fn serve(data: Vec<u8>, cut: usize, requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    fn serve(
+        data: Vec<u8>,
+        cut: usize,
+        requests: usize,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/models/sdss_cnn.h5", listener.local_addr().unwrap());
+        let url = format!(
+            "http://{}/models/sdss_cnn.h5",
+            listener.local_addr().unwrap()
+        );
         let handle = std::thread::spawn(move || {
             let mut ranges = Vec::new();
             for i in 0..requests {
@@ -142,7 +163,14 @@ mod tests {
                 }
                 let body = &data[start..];
                 let (status, extra) = if start > 0 {
-                    ("206 Partial Content", format!("Content-Range: bytes {start}-{}/{}\r\n", data.len() - 1, data.len()))
+                    (
+                        "206 Partial Content",
+                        format!(
+                            "Content-Range: bytes {start}-{}/{}\r\n",
+                            data.len() - 1,
+                            data.len()
+                        ),
+                    )
                 } else {
                     ("200 OK", String::new())
                 };
@@ -151,7 +179,11 @@ mod tests {
                     body.len()
                 );
                 s.write_all(head.as_bytes()).unwrap();
-                let n = if i == 0 { cut.min(body.len()) } else { body.len() };
+                let n = if i == 0 {
+                    cut.min(body.len())
+                } else {
+                    body.len()
+                };
                 let _ = s.write_all(&body[..n]);
             }
             ranges
@@ -169,7 +201,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (url, server) = serve(data.clone(), 70_000, 2);
         let first = download(&url, dir.path(), Some(&want));
-        assert!(first.is_err(), "a cut connection must not count as a finished download");
+        assert!(
+            first.is_err(),
+            "a cut connection must not count as a finished download"
+        );
         let part = dir.path().join("sdss_cnn.h5.part");
         assert_eq!(std::fs::metadata(&part).unwrap().len(), 70_000);
         let path = download(&url, dir.path(), Some(&want)).unwrap();
@@ -192,7 +227,10 @@ mod tests {
 
     #[test]
     fn file_names_are_sanitised() {
-        assert_eq!(file_name_for("https://x.org/a/b/model.h5?raw=1"), "model.h5");
+        assert_eq!(
+            file_name_for("https://x.org/a/b/model.h5?raw=1"),
+            "model.h5"
+        );
         assert_eq!(file_name_for("https://x.org/a/w%20x.keras"), "w_20x.keras");
         assert_eq!(file_name_for("https://x.org/"), "x.org");
     }

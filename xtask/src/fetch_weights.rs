@@ -43,7 +43,9 @@ fn try_run(args: &[String]) -> Result<(), String> {
                 println!("{USAGE}");
                 return Ok(());
             }
-            "--out" | "-o" => out = Some(PathBuf::from(it.next().ok_or("--out needs a file name")?)),
+            "--out" | "-o" => {
+                out = Some(PathBuf::from(it.next().ok_or("--out needs a file name")?))
+            }
             "--sha256" => sha256 = Some(it.next().ok_or("--sha256 needs a hex digest")?.clone()),
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`\n\n{USAGE}")),
             s if source.is_none() => source = Some(s.to_string()),
@@ -58,13 +60,19 @@ fn try_run(args: &[String]) -> Result<(), String> {
     }
     let is_url = source.starts_with("http://") || source.starts_with("https://");
     let local = if is_url {
-        crate::download::download(&source, &workspace_root().join("target/weights-cache"), sha256.as_deref())?
+        crate::download::download(
+            &source,
+            &workspace_root().join("target/weights-cache"),
+            sha256.as_deref(),
+        )?
     } else {
         let p = PathBuf::from(&source);
         if let Some(want) = &sha256 {
             let have = crate::download::sha256_file(&p).map_err(|e| format!("{source}: {e}"))?;
             if !have.eq_ignore_ascii_case(want) {
-                return Err(format!("{source}: checksum mismatch: expected {want}, file has {have}"));
+                return Err(format!(
+                    "{source}: checksum mismatch: expected {want}, file has {have}"
+                ));
             }
         }
         p
@@ -73,7 +81,8 @@ fn try_run(args: &[String]) -> Result<(), String> {
         sdss_cnn::keras::default_output_path(&local.display().to_string(), Path::new("."))
     });
     let model = sdss_cnn::keras::read_keras_model(&local).map_err(|e| e.to_string())?;
-    let manifest = sdss_cnn::keras::write_converted(&model, &source, &out).map_err(|e| e.to_string())?;
+    let manifest =
+        sdss_cnn::keras::write_converted(&model, &source, &out).map_err(|e| e.to_string())?;
     println!(
         "wrote {} ({} parameters, {} tensors, from {:?} Keras {}) and {}",
         out.display(),

@@ -44,7 +44,11 @@ fn images(n: usize) -> Array4<f32> {
             rng.random_range(30.0..50.0f32),
             rng.random_range(3.0..12.0f32),
         );
-        let amp = [rng.random_range(0.3..1.0f32), rng.random_range(0.3..1.0f32), rng.random_range(0.2..0.8f32)];
+        let amp = [
+            rng.random_range(0.3..1.0f32),
+            rng.random_range(0.3..1.0f32),
+            rng.random_range(0.2..0.8f32),
+        ];
         for ((y, x, c), v) in img.indexed_iter_mut() {
             let d2 = (y as f32 - cy).powi(2) + (x as f32 - cx).powi(2);
             let sky: f32 = rng.random_range(0.0..0.12);
@@ -83,7 +87,10 @@ fn main() {
         .expect("profile");
     let total: f64 = prof.iter().map(|p| p.1).sum();
     println!("\nper-layer, 1 thread, {} images:", 8.min(n));
-    println!("{:<10} {:>10} {:>8} {:>10}", "layer", "ms/image", "share", "GFLOP/s");
+    println!(
+        "{:<10} {:>10} {:>8} {:>10}",
+        "layer", "ms/image", "share", "GFLOP/s"
+    );
     for (name, t, f) in &prof {
         let k = 8.min(n) as f64;
         println!(
@@ -95,12 +102,17 @@ fn main() {
     }
 
     // Rust side: warm-up, then the best of 2 runs.
-    let _ = model.features(imgs.slice(ndarray::s![..batch.min(n), .., .., ..]), Tap::Dense);
+    let _ = model.features(
+        imgs.slice(ndarray::s![..batch.min(n), .., .., ..]),
+        Tap::Dense,
+    );
     let mut best = f64::INFINITY;
     let mut feats = None;
     for _ in 0..2 {
         let t0 = Instant::now();
-        let f = model.features_batched(imgs.view(), Tap::Dense, batch).expect("features");
+        let f = model
+            .features_batched(imgs.view(), Tap::Dense, batch)
+            .expect("features");
         best = best.min(t0.elapsed().as_secs_f64());
         feats = Some(f);
     }
@@ -108,7 +120,13 @@ fn main() {
     let rust_ips = n as f64 / best;
     let rust_hwm = vm_hwm_mib().unwrap_or(f64::NAN);
 
-    let mut rows = vec![("sdss-cnn (Rust)".to_string(), rust_ips, best, f64::NAN, rust_hwm)];
+    let mut rows = vec![(
+        "sdss-cnn (Rust)".to_string(),
+        rust_ips,
+        best,
+        f64::NAN,
+        rust_hwm,
+    )];
     let mut parity = None;
     if reference {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -136,32 +154,50 @@ fn main() {
                     .unwrap_or_default();
                 let ips = j["images_per_s"].as_f64().unwrap_or(f64::NAN);
                 rows.push((
-                    format!("TensorFlow {} Keras predict", j["tensorflow"].as_str().unwrap_or("?")),
+                    format!(
+                        "TensorFlow {} Keras predict",
+                        j["tensorflow"].as_str().unwrap_or("?")
+                    ),
                     ips,
                     j["wall_s"].as_f64().unwrap_or(f64::NAN),
                     j["cpu_s"].as_f64().unwrap_or(f64::NAN),
                     j["max_rss_mib"].as_f64().unwrap_or(f64::NAN),
                 ));
                 if let Ok(bytes) = std::fs::read(&opath) {
-                    let tf: Vec<f32> =
-                        bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                    let tf: Vec<f32> = bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect();
                     let scale = tf.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                    let diff = tf.iter().zip(feats.iter()).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                    let diff = tf
+                        .iter()
+                        .zip(feats.iter())
+                        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
                     parity = Some(diff / scale);
                 }
             }
             Ok(o) => eprintln!(
                 "reference side failed (set SDSS_BENCH_PYTHON to a Python with tensorflow):\n{}",
-                String::from_utf8_lossy(&o.stderr).lines().rev().take(5).collect::<Vec<_>>().join("\n")
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ),
             Err(e) => eprintln!("could not start {}: {e}", python().display()),
         }
     }
 
-    println!("\n{:<34} {:>9} {:>10} {:>9} {:>9} {:>10} {:>9}", "side", "img/s", "wall s", "CPU s", "GFLOP/s", "peak MiB", "vs TF");
+    println!(
+        "\n{:<34} {:>9} {:>10} {:>9} {:>9} {:>10} {:>9}",
+        "side", "img/s", "wall s", "CPU s", "GFLOP/s", "peak MiB", "vs TF"
+    );
     let tf_ips = rows.get(1).map(|r| r.1);
     for (name, ips, wall, cpu, mem) in &rows {
-        let ratio = tf_ips.map(|t| format!("{:.2}x", ips / t)).unwrap_or_else(|| "-".into());
+        let ratio = tf_ips
+            .map(|t| format!("{:.2}x", ips / t))
+            .unwrap_or_else(|| "-".into());
         println!(
             "{name:<34} {ips:>9.1} {wall:>10.2} {cpu:>9.2} {:>9.1} {mem:>10.0} {ratio:>9}",
             ips * flops / 1e9

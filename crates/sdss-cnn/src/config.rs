@@ -96,7 +96,9 @@ impl CnnConfig {
             let name = conv_layer_name(i);
             let [kh, kw] = layer.kernel_size;
             if layer.filters == 0 || kh == 0 || kw == 0 {
-                return bad(format!("layer `{name}`: filters and kernel size must be at least 1"));
+                return bad(format!(
+                    "layer `{name}`: filters and kernel size must be at least 1"
+                ));
             }
             if kh > shape.0 || kw > shape.1 {
                 return bad(format!(
@@ -124,11 +126,11 @@ impl CnnConfig {
 
     /// Shape of the last convolution block's output (what `Flatten` sees).
     pub fn flatten_shape(&self) -> Result<Hwc> {
-        Ok(self
-            .layer_shapes()?
-            .last()
-            .map(|s| s.2)
-            .unwrap_or((self.input_height, self.input_width, self.input_channels)))
+        Ok(self.layer_shapes()?.last().map(|s| s.2).unwrap_or((
+            self.input_height,
+            self.input_width,
+            self.input_channels,
+        )))
     }
 
     /// Length of the `flatten` feature vector (37,632 for sdss_CNN).
@@ -157,7 +159,11 @@ impl CnnConfig {
         for (i, (layer, (input, _, _))) in self.conv_layers.iter().zip(&shapes).enumerate() {
             let name = conv_layer_name(i);
             let [kh, kw] = layer.kernel_size;
-            specs.push(TensorSpec::new(&name, "kernel", vec![kh, kw, input.2, layer.filters]));
+            specs.push(TensorSpec::new(
+                &name,
+                "kernel",
+                vec![kh, kw, input.2, layer.filters],
+            ));
             specs.push(TensorSpec::new(&name, "bias", vec![layer.filters]));
         }
         let dense = [
@@ -287,7 +293,13 @@ mod tests {
         let pooled: Vec<Hwc> = shapes.iter().map(|s| s.2).collect();
         assert_eq!(
             conv,
-            [(75, 75, 64), (71, 71, 96), (34, 34, 128), (15, 15, 192), (14, 14, 192)]
+            [
+                (75, 75, 64),
+                (71, 71, 96),
+                (34, 34, 128),
+                (15, 15, 192),
+                (14, 14, 192)
+            ]
         );
         assert_eq!(pooled[1], (35, 35, 96));
         assert_eq!(pooled[2], (17, 17, 128));
@@ -302,8 +314,10 @@ mod tests {
 
     #[test]
     fn kernel_too_large_is_rejected_with_layer_name() {
-        let mut cfg = CnnConfig::default();
-        cfg.input_height = 20;
+        let cfg = CnnConfig {
+            input_height: 20,
+            ..CnnConfig::default()
+        };
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("conv2d_"), "{err}");
     }

@@ -122,7 +122,16 @@ fn conv_block(
     // `pitch`: distance in pixels between output rows of the GEMM result.
     let pitch;
     if let Some(k) = wino {
-        pitch = winograd::conv5x5(input, in_shape, conv_shape, k, &w.bias, gemm_out, wino_scratch, par);
+        pitch = winograd::conv5x5(
+            input,
+            in_shape,
+            conv_shape,
+            k,
+            &w.bias,
+            gemm_out,
+            wino_scratch,
+            par,
+        );
     } else if row_k >= IMPLICIT_MIN_K {
         pitch = wd;
         // Rows past `m` would read beyond the input; they are wrap-around columns the epilogue drops anyway.
@@ -253,7 +262,17 @@ pub(crate) fn conv_stack(
             _ => (&a0[..], a1),
         };
         if i + 1 == n {
-            conv_block(input, in_shape, conv_shape, layer.max_pool, w, k, flat, scratch, par);
+            conv_block(
+                input,
+                in_shape,
+                conv_shape,
+                layer.max_pool,
+                w,
+                k,
+                flat,
+                scratch,
+                par,
+            );
         } else {
             resize(out, out_len);
             conv_block(
@@ -276,13 +295,21 @@ pub(crate) fn conv_stack(
 }
 
 /// `y (n×out) = x (n×in) · kernel + bias`, then ReLU when asked.
-pub(crate) fn dense(x: &[f32], n: usize, w: &DenseWeights, relu: bool, par: Parallelism) -> Vec<f32> {
+pub(crate) fn dense(
+    x: &[f32],
+    n: usize,
+    w: &DenseWeights,
+    relu: bool,
+    par: Parallelism,
+) -> Vec<f32> {
     let (n_in, n_out) = (w.inputs, w.outputs);
     let mut y = vec![0.0f32; n * n_out];
     for row in y.chunks_exact_mut(n_out) {
         row.copy_from_slice(&w.bias);
     }
-    sgemm(n, n_out, n_in, &mut y, n_out, true, x, n_in, &w.kernel, n_out, par);
+    sgemm(
+        n, n_out, n_in, &mut y, n_out, true, x, n_in, &w.kernel, n_out, par,
+    );
     if relu {
         y.iter_mut().for_each(|v| *v = v.max(0.0));
     }

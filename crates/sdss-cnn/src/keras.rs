@@ -176,7 +176,12 @@ fn read_keras_hdf5(bytes: Vec<u8>, path: &Path) -> Result<KerasModel> {
     };
     let layer_names = group
         .attribute("layer_names")
-        .map_err(|_| h5_err(path, format!("/{weights_root} has no `layer_names` attribute")))
+        .map_err(|_| {
+            h5_err(
+                path,
+                format!("/{weights_root} has no `layer_names` attribute"),
+            )
+        })
         .and_then(|a| string_list(&a).map_err(|e| h5_err(path, format!("`layer_names`: {e}"))))?;
     let mut tensors = HashMap::new();
     for (file_name, spec_layer) in arch.weight_layers() {
@@ -194,7 +199,8 @@ fn read_keras_hdf5(bytes: Vec<u8>, path: &Path) -> Result<KerasModel> {
             .attribute("weight_names")
             .map_err(|e| h5_err(path, format!("layer `{file_name}`: `weight_names`: {e}")))
             .and_then(|a| {
-                string_list(&a).map_err(|e| h5_err(path, format!("layer `{file_name}`: `weight_names`: {e}")))
+                string_list(&a)
+                    .map_err(|e| h5_err(path, format!("layer `{file_name}`: `weight_names`: {e}")))
             })?;
         for wn in &weight_names {
             // `conv2d/kernel:0` (Keras 2) or `sequential/conv2d/kernel` (Keras 3) -> `kernel`.
@@ -249,7 +255,8 @@ fn read_keras_zip(bytes: &[u8], path: &Path) -> Result<KerasModel> {
         format: ".keras zip",
         reason: what,
     };
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| zerr(e.to_string()))?;
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| zerr(e.to_string()))?;
     let mut member = |name: &str| -> Result<Vec<u8>> {
         let mut f = zip
             .by_name(name)
@@ -267,7 +274,11 @@ fn read_keras_zip(bytes: &[u8], path: &Path) -> Result<KerasModel> {
     let arch = parse_architecture(&json, path)?;
     let keras_version = metadata
         .and_then(|m| serde_json::from_slice::<Value>(&m).ok())
-        .and_then(|m| m.get("keras_version").and_then(Value::as_str).map(String::from));
+        .and_then(|m| {
+            m.get("keras_version")
+                .and_then(Value::as_str)
+                .map(String::from)
+        });
 
     let inner = path.join("model.weights.h5");
     let file = Hdf5File::from_vec(weights_h5).map_err(|e| h5_err(&inner, e))?;
@@ -351,7 +362,9 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
     };
     let class = json.get("class_name").and_then(Value::as_str).unwrap_or("");
     if class != "Sequential" {
-        return Err(unsupported(format!("model class is `{class}`, expected `Sequential`")));
+        return Err(unsupported(format!(
+            "model class is `{class}`, expected `Sequential`"
+        )));
     }
     let cfg = json.get("config");
     let layers = cfg
@@ -366,9 +379,16 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
     let mut flattened = false;
     let mut dense: Vec<(String, usize, String)> = Vec::new();
     for layer in layers {
-        let class = layer.get("class_name").and_then(Value::as_str).unwrap_or("?");
+        let class = layer
+            .get("class_name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
         let c = layer.get("config").unwrap_or(&Value::Null);
-        let name = c.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+        let name = c
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
         if input.is_none() {
             input = input_shape(c, layer);
         }
@@ -409,7 +429,9 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
                 let filters = c.get("filters").and_then(Value::as_u64);
                 let kernel = pair(c.get("kernel_size"));
                 let (Some(filters), Some(kernel_size)) = (filters, kernel) else {
-                    return Err(unsupported(format!("layer `{name}`: no filters / kernel_size")));
+                    return Err(unsupported(format!(
+                        "layer `{name}`: no filters / kernel_size"
+                    )));
                 };
                 convs.push(ConvLayerConfig {
                     filters: filters as usize,
@@ -432,7 +454,9 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
                     "data_format must be channels_last",
                 )?;
                 match convs.last_mut() {
-                    Some(conv) if conv.max_pool.is_none() && !flattened => conv.max_pool = Some(p[0]),
+                    Some(conv) if conv.max_pool.is_none() && !flattened => {
+                        conv.max_pool = Some(p[0])
+                    }
                     _ => check(false, "pooling must directly follow a convolution")?,
                 }
             }
@@ -457,10 +481,15 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
                 let act = s("activation").unwrap_or("linear").to_string();
                 dense.push((name.clone(), units as usize, act));
             }
-            other => return Err(unsupported(format!("layer `{name}` has unsupported type {other}"))),
+            other => {
+                return Err(unsupported(format!(
+                    "layer `{name}` has unsupported type {other}"
+                )))
+            }
         }
     }
-    let [h, w, ch] = input.ok_or_else(|| unsupported("no input shape in the model configuration".into()))?;
+    let [h, w, ch] =
+        input.ok_or_else(|| unsupported("no input shape in the model configuration".into()))?;
     let acts: Vec<&str> = dense.iter().map(|d| d.2.as_str()).collect();
     if acts != ["relu", "linear", "linear"] {
         return Err(unsupported(format!(

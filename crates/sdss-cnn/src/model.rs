@@ -158,7 +158,8 @@ impl CnnModel {
         let images = images.as_standard_layout();
         // `as_standard_layout` is contiguous, so `as_slice` always succeeds.
         let pixels = images.as_slice().unwrap_or(&[]);
-        let per_image = self.config.input_height * self.config.input_width * self.config.input_channels;
+        let per_image =
+            self.config.input_height * self.config.input_width * self.config.input_channels;
         let mut flat = vec![0.0f32; n * len];
         let run = |(img, out): (&[f32], &mut [f32]), par| {
             SCRATCH.with(|s| {
@@ -184,7 +185,10 @@ impl CnnModel {
                 .for_each(|pair| run(pair, Parallelism::None));
         } else {
             // Too few images to keep every core busy: parallelise inside each GEMM instead.
-            for pair in pixels.chunks_exact(per_image).zip(flat.chunks_exact_mut(len)) {
+            for pair in pixels
+                .chunks_exact(per_image)
+                .zip(flat.chunks_exact_mut(len))
+            {
                 run(pair, Parallelism::Rayon(0));
             }
         }
@@ -200,7 +204,13 @@ impl CnnModel {
     ) -> Result<Array2<f32>> {
         let n = x.nrows();
         let x = x.as_standard_layout();
-        let y = engine::dense(x.as_slice().unwrap_or(&[]), n, w, relu, Parallelism::Rayon(0));
+        let y = engine::dense(
+            x.as_slice().unwrap_or(&[]),
+            n,
+            w,
+            relu,
+            Parallelism::Rayon(0),
+        );
         Array2::from_shape_vec((n, w.outputs), y)
             .map_err(|e| CnnError::InvalidConfig(format!("dense buffer: {e}")))
     }
@@ -231,12 +241,16 @@ impl CnnModel {
         let n = images.shape()[0];
         let images = images.as_standard_layout();
         let pixels = images.as_slice().unwrap_or(&[]);
-        let per_image = self.config.input_height * self.config.input_width * self.config.input_channels;
+        let per_image =
+            self.config.input_height * self.config.input_width * self.config.input_channels;
         let len = self.config.flatten_len()?;
         let mut times = vec![0.0; self.shapes.len()];
         let mut flat = vec![0.0f32; n * len];
         let mut scratch = Scratch::default();
-        for (img, out) in pixels.chunks_exact(per_image).zip(flat.chunks_exact_mut(len)) {
+        for (img, out) in pixels
+            .chunks_exact(per_image)
+            .zip(flat.chunks_exact_mut(len))
+        {
             engine::conv_stack(
                 &self.config,
                 &self.shapes,

@@ -95,7 +95,10 @@ impl CnnWeights {
         let mut it = specs.iter();
         // `tensor_specs` lists kernel then bias for every conv layer, then the three dense layers, so the
         // iterator cannot run dry below.
-        let mut next = || it.next().ok_or_else(|| CnnError::InvalidConfig("tensor list".into()));
+        let mut next = || {
+            it.next()
+                .ok_or_else(|| CnnError::InvalidConfig("tensor list".into()))
+        };
         let mut conv = Vec::with_capacity(cfg.conv_layers.len());
         for layer in &cfg.conv_layers {
             let ks = next()?;
@@ -234,7 +237,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CnnError::io(path, e))?;
     tmp.write_all(bytes).map_err(|e| CnnError::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| CnnError::io(path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| CnnError::io(path, e))?;
     // Temporary files are created owner-only; weights are ordinary readable outputs.
     #[cfg(unix)]
     {
@@ -267,9 +272,13 @@ pub fn read_safetensors_bytes(bytes: &[u8], path: &Path) -> Result<(CnnConfig, C
         .metadata()
         .as_ref()
         .and_then(|m| m.get(CONFIG_METADATA_KEY))
-        .ok_or_else(|| bad(format!("no `{CONFIG_METADATA_KEY}` metadata (convert with `cargo xtask fetch-weights`)")))?;
-    let cfg: CnnConfig =
-        serde_json::from_str(cfg_json).map_err(|e| bad(format!("bad configuration metadata: {e}")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "no `{CONFIG_METADATA_KEY}` metadata (convert with `cargo xtask fetch-weights`)"
+            ))
+        })?;
+    let cfg: CnnConfig = serde_json::from_str(cfg_json)
+        .map_err(|e| bad(format!("bad configuration metadata: {e}")))?;
     cfg.validate()?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
@@ -330,11 +339,17 @@ mod tests {
         let mut t: HashMap<_, _> = w.to_tensors(&cfg).unwrap().into_iter().collect();
         t.get_mut("conv2d_2.kernel").unwrap().shape = vec![3, 2, 4, 4];
         let err = CnnWeights::from_tensors(&cfg, &t, Path::new("f.safetensors")).unwrap_err();
-        assert!(matches!(err, CnnError::ShapeMismatch { ref layer, .. } if layer == "conv2d_2"), "{err}");
+        assert!(
+            matches!(err, CnnError::ShapeMismatch { ref layer, .. } if layer == "conv2d_2"),
+            "{err}"
+        );
         t.remove("dense_1.bias");
         t.get_mut("conv2d_2.kernel").unwrap().shape = vec![2, 2, 4, 4];
         let err = CnnWeights::from_tensors(&cfg, &t, Path::new("f.safetensors")).unwrap_err();
-        assert!(matches!(err, CnnError::MissingTensor { ref layer, .. } if layer == "dense_1"), "{err}");
+        assert!(
+            matches!(err, CnnError::MissingTensor { ref layer, .. } if layer == "dense_1"),
+            "{err}"
+        );
     }
 
     #[test]

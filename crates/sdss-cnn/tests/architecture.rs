@@ -25,7 +25,10 @@ fn default_network_runs_and_taps_have_the_right_widths() {
     for tap in Tap::ALL {
         let (a, b) = (out.get(tap), candle.get(tap));
         let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let diff = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        let diff = a
+            .iter()
+            .zip(b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(diff <= 1e-4 * scale, "tap {tap}: {diff} vs scale {scale}");
     }
     // ReLU features: non-negative and not all zero.

@@ -83,12 +83,19 @@ fn rel_err(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
 
 fn check_all_taps(model: &CnnModel, r: &Reference, what: &str) {
     let out = model.all_taps(r.images.view()).unwrap();
-    let direct = model.clone().with_winograd(false).all_taps(r.images.view()).unwrap();
+    let direct = model
+        .clone()
+        .with_winograd(false)
+        .all_taps(r.images.view())
+        .unwrap();
     for tap in Tap::ALL {
         let e = rel_err(out.get(tap), &r.taps[&tap]);
         assert!(e <= TOLERANCE, "{what}: tap {tap}: relative error {e:e}");
         let e = rel_err(direct.get(tap), &r.taps[&tap]);
-        assert!(e <= TOLERANCE, "{what} without Winograd: tap {tap}: relative error {e:e}");
+        assert!(
+            e <= TOLERANCE,
+            "{what} without Winograd: tap {tap}: relative error {e:e}"
+        );
         // The single-tap entry point must agree with the all-taps one bit for bit.
         let single = model.features(r.images.view(), tap).unwrap();
         assert_eq!(&single, out.get(tap), "{what}: tap {tap}");
@@ -147,7 +154,10 @@ fn candle_reference_path_matches_keras() {
     let out = model.all_taps_candle(r.images.view()).unwrap();
     for tap in Tap::ALL {
         let e = rel_err(out.get(tap), &r.taps[&tap]);
-        assert!(e <= TOLERANCE, "candle path: tap {tap}: relative error {e:e}");
+        assert!(
+            e <= TOLERANCE,
+            "candle path: tap {tap}: relative error {e:e}"
+        );
     }
 }
 
@@ -158,17 +168,15 @@ fn batched_and_streamed_match_one_batch() {
     let model = CnnModel::new(m.config, m.weights).unwrap();
     // Batch sizes 1 and 3 take the "parallel inside each GEMM" and "one image per thread" paths.
     for bs in [1, 3, 4, 10] {
-        let f = model.features_batched(r.images.view(), Tap::Dense, bs).unwrap();
+        let f = model
+            .features_batched(r.images.view(), Tap::Dense, bs)
+            .unwrap();
         let e = rel_err(&f, &r.taps[&Tap::Dense]);
         assert!(e <= TOLERANCE, "batch size {bs}: {e:e}");
     }
     let mut seen = Vec::new();
     let batches = (0..4).map(|i| {
-        Ok::<_, std::io::Error>(
-            r.images
-                .slice(ndarray::s![i..i + 1, .., .., ..])
-                .to_owned(),
-        )
+        Ok::<_, std::io::Error>(r.images.slice(ndarray::s![i..i + 1, .., .., ..]).to_owned())
     });
     let f = model
         .features_stream(batches, Tap::Output, |n| seen.push(n))
@@ -206,7 +214,10 @@ fn wrong_flatten_order_is_caught() {
     let out = wrong.all_taps(r.images.view()).unwrap();
     assert!(rel_err(out.get(Tap::Flatten), &r.taps[&Tap::Flatten]) <= TOLERANCE);
     let e = rel_err(out.get(Tap::Dense), &r.taps[&Tap::Dense]);
-    assert!(e > 100.0 * TOLERANCE, "wrong flatten order not detected: {e:e}");
+    assert!(
+        e > 100.0 * TOLERANCE,
+        "wrong flatten order not detected: {e:e}"
+    );
 }
 
 #[test]
@@ -224,7 +235,10 @@ fn bad_files_give_typed_errors() {
         let p = dir.path().join(name);
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let err = keras::read_keras_model(&p).unwrap_err();
-        assert!(matches!(err, CnnError::BadWeightsFile { .. }), "{name}: {err}");
+        assert!(
+            matches!(err, CnnError::BadWeightsFile { .. }),
+            "{name}: {err}"
+        );
     }
     // A Keras file is not a converted weights file.
     let err = CnnModel::load(fixtures().join("small_tfkeras2.h5")).unwrap_err();
@@ -236,7 +250,35 @@ fn wrong_image_shape_is_a_typed_error() {
     let model = CnnModel::random(small_config(), 1).unwrap();
     let images = Array4::<f32>::zeros((2, 40, 44, 1));
     let err = model.features(images.view(), Tap::Dense).unwrap_err();
-    assert!(matches!(err, CnnError::BadImageShape { channels: 3, .. }), "{err}");
+    assert!(
+        matches!(err, CnnError::BadImageShape { channels: 3, .. }),
+        "{err}"
+    );
     let images = Array4::<f32>::zeros((2, 44, 40, 3));
     assert!(model.features(images.view(), Tap::Dense).is_err());
+}
+
+/// Full-size check against a real sdss_CNN-shaped Keras file (21 MB, not committed): set
+/// `SDSS_CNN_FULL_H5` to the model, `SDSS_CNN_FULL_X` to raw little-endian f32 images (n, 80, 80, 3) and
+/// `SDSS_CNN_FULL_DENSE` to Keras's raw f32 `dense` outputs (n, 128) for them.
+#[test]
+#[ignore = "needs a full-size Keras file named by SDSS_CNN_FULL_H5 / _X / _DENSE"]
+fn full_size_keras_file() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("set {k}"));
+    let read_f32 = |p: String| -> Vec<f32> {
+        std::fs::read(p)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let m = keras::read_keras_model(var("SDSS_CNN_FULL_H5")).unwrap();
+    assert_eq!(m.config, CnnConfig::default());
+    let x = read_f32(var("SDSS_CNN_FULL_X"));
+    let n = x.len() / (80 * 80 * 3);
+    let x = Array4::from_shape_vec((n, 80, 80, 3), x).unwrap();
+    let d = Array2::from_shape_vec((n, 128), read_f32(var("SDSS_CNN_FULL_DENSE"))).unwrap();
+    let model = CnnModel::new(m.config, m.weights).unwrap();
+    let e = rel_err(&model.features(x.view(), Tap::Dense).unwrap(), &d);
+    assert!(e <= TOLERANCE, "full-size dense tap: relative error {e:e}");
 }
