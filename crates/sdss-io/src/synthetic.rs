@@ -736,9 +736,11 @@ pub const FIXTURE_DIR: &str = "fixtures/galaxies";
 
 /// The configuration of the committed set in [`FIXTURE_DIR`] (`cargo xtask gen-fixtures`).
 pub fn fixture_config() -> SyntheticConfig {
+    // 200 images at quality 70 take about 1.9 MB.
     SyntheticConfig {
-        count: 240,
+        count: 200,
         seed: 2020,
+        jpeg_quality: 70,
         ..SyntheticConfig::default()
     }
 }
