@@ -213,18 +213,31 @@ fn random_init(x: &Array2<f64>, k: usize, rng: &mut ChaCha8Rng) -> Array2<f64> {
 /// Samples per parallel chunk in the assignment step.
 const CHUNK: usize = 1024;
 
-/// Assigns each sample to its nearest centre; returns labels, distances and per-cluster sums/counts.
-fn assign(
-    x: &Array2<f64>,
-    centers: &Array2<f64>,
-) -> (Vec<usize>, Vec<f64>, Array2<f64>, Vec<usize>) {
+/// Nearest-centre assignment of every sample, with per-cluster sums and counts.
+struct Assignment {
+    labels: Vec<usize>,
+    dists: Vec<f64>,
+    sums: Array2<f64>,
+    counts: Vec<usize>,
+}
+
+/// One chunk's share of an [`Assignment`] (sums flattened).
+struct Partial {
+    labels: Vec<usize>,
+    dists: Vec<f64>,
+    sums: Vec<f64>,
+    counts: Vec<usize>,
+}
+
+/// Assigns each sample to its nearest centre (squared Euclidean distance).
+fn assign(x: &Array2<f64>, centers: &Array2<f64>) -> Assignment {
     let (n, d) = x.dim();
     let k = centers.nrows();
     let xs = x.as_slice().unwrap_or(&[]); // standard layout, see `checked_f64`
     let cs = centers.as_standard_layout();
     let cs = cs.as_slice().unwrap_or(&[]); // just made standard layout
                                            // Fixed chunks reduced in order: the sums do not depend on the thread schedule.
-    let parts: Vec<(Vec<usize>, Vec<f64>, Vec<f64>, Vec<usize>)> = (0..n.div_ceil(CHUNK))
+    let parts: Vec<Partial> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
             let lo = c * CHUNK;
@@ -249,25 +262,35 @@ fn assign(
                     *s += v;
                 }
             }
-            (labels, dists, sums, counts)
+            Partial {
+                labels,
+                dists,
+                sums,
+                counts,
+            }
         })
         .collect();
     let mut labels = Vec::with_capacity(n);
     let mut dists = Vec::with_capacity(n);
     let mut sums = vec![0.0; k * d];
     let mut counts = vec![0usize; k];
-    for (l, ds, s, c) in parts {
-        labels.extend(l);
-        dists.extend(ds);
-        for (a, b) in sums.iter_mut().zip(s) {
+    for part in parts {
+        labels.extend(part.labels);
+        dists.extend(part.dists);
+        for (a, b) in sums.iter_mut().zip(part.sums) {
             *a += b;
         }
-        for (a, b) in counts.iter_mut().zip(c) {
+        for (a, b) in counts.iter_mut().zip(part.counts) {
             *a += b;
         }
     }
     let sums = Array2::from_shape_vec((k, d), sums).unwrap_or_else(|_| Array2::zeros((k, d))); // k*d elements by construction
-    (labels, dists, sums, counts)
+    Assignment {
+        labels,
+        dists,
+        sums,
+        counts,
+    }
 }
 
 /// Lloyd iterations from `centers` until labels stop changing, the squared centre shift is
@@ -276,15 +299,18 @@ fn lloyd(x: &Array2<f64>, mut centers: Array2<f64>, max_iter: usize, tol: f64) -
     let k = centers.nrows();
     let mut labels_old: Vec<usize> = Vec::new();
     let mut converged = false;
-    let mut strict = false;
     let mut iterations = 0;
     for it in 0..max_iter {
         iterations = it + 1;
-        let (labels, dists, sums, counts) = assign(x, &centers);
+        let Assignment {
+            labels,
+            dists,
+            sums,
+            mut counts,
+        } = assign(x, &centers);
         let mut new_centers = sums;
         // Empty clusters take the samples farthest from their centres (as scikit-learn).
         let empty: Vec<usize> = (0..k).filter(|&j| counts[j] == 0).collect();
-        let mut counts = counts;
         if !empty.is_empty() {
             let mut order: Vec<usize> = (0..x.nrows()).collect();
             order.sort_by(|&a, &b| dists[b].total_cmp(&dists[a]));
@@ -300,9 +326,9 @@ fn lloyd(x: &Array2<f64>, mut centers: Array2<f64>, max_iter: usize, tol: f64) -
                 }
             }
         }
-        for j in 0..k {
-            if counts[j] > 0 {
-                let c = counts[j] as f64;
+        for (j, &count) in counts.iter().enumerate() {
+            if count > 0 {
+                let c = count as f64;
                 new_centers.row_mut(j).mapv_inplace(|v| v / c);
             } else {
                 new_centers.row_mut(j).assign(&centers.row(j));
@@ -311,7 +337,7 @@ fn lloyd(x: &Array2<f64>, mut centers: Array2<f64>, max_iter: usize, tol: f64) -
         let shift: f64 = (&new_centers - &centers).mapv(|v| v * v).sum();
         centers = new_centers;
         if labels == labels_old {
-            strict = true;
+            // Strict convergence: the assignment is a fixed point.
             converged = true;
             break;
         }
@@ -322,8 +348,7 @@ fn lloyd(x: &Array2<f64>, mut centers: Array2<f64>, max_iter: usize, tol: f64) -
         labels_old = labels;
     }
     // Final assignment so labels and inertia match the returned centres.
-    let (labels, dists, _, _) = assign(x, &centers);
-    let _ = strict;
+    let Assignment { labels, dists, .. } = assign(x, &centers);
     Run {
         labels,
         inertia: dists.iter().sum(),
