@@ -280,10 +280,7 @@ impl Iterator for ImageBatches {
 
         let (h, w) = match good.first() {
             Some((_, img)) => (img.height as usize, img.width as usize),
-            None => match self.output_size() {
-                Some(hw) => hw,
-                None => (0, 0),
-            },
+            None => self.output_size().unwrap_or_default(),
         };
         let mut images = Array4::<f32>::zeros((good.len(), h, w, 3));
         images

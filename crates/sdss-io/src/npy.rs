@@ -335,7 +335,7 @@ impl Body<'_> {
                 path: self.path.to_owned(),
                 reason: format!("shape {:?} overflows", self.shape),
             })?;
-        let needed = count.checked_mul(T::SIZE).unwrap_or(usize::MAX);
+        let needed = count.saturating_mul(T::SIZE);
         if self.data.len() < needed {
             return Err(IoError::NpyFormat {
                 path: self.path.to_owned(),

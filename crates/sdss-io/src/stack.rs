@@ -250,7 +250,10 @@ pub fn read_csv(path: impl AsRef<Path>) -> Result<Vec<(usize, Vec<String>)>> {
     })
 }
 
-fn parse_csv(text: &str) -> std::result::Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+/// CSV rows, each with its 1-based starting line number.
+type Rows = Vec<(usize, Vec<String>)>;
+
+fn parse_csv(text: &str) -> std::result::Result<Rows, (usize, String)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows = Vec::new();
     let mut fields = Vec::new();

@@ -445,7 +445,7 @@ pub fn render(params: &GalaxyParams, size: u32) -> Rgb8Image {
             }
         }
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0x5EED_0F_A015E);
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0x05EE_D0FA_015E);
     for (band, weight) in bands.iter_mut().zip(BAND_WEIGHTS) {
         gaussian_blur(band, side, sigma);
         // Noise is added in display units (after the band weights) so that the sky stays grey.
@@ -495,8 +495,7 @@ fn gaussian_blur(img: &mut [f64], side: usize, sigma: f64) {
 /// Lupton et al. (2004) asinh stretch of weighted (g, r, i) into 8-bit (R, G, B) = (i, r, g), colour-preserving.
 fn asinh_rgb(bands: &[Vec<f64>; 3], side: usize) -> Rgb8Image {
     let mut pixels = Vec::with_capacity(side * side * 3);
-    for p in 0..side * side {
-        let (g, r, i) = (bands[0][p], bands[1][p], bands[2][p]);
+    for ((&g, &r), &i) in bands[0].iter().zip(&bands[1]).zip(&bands[2]) {
         let total = (g + r + i) / 3.0;
         // Scale all bands by the same f(I) = asinh(I/β) / (asinh(max/β) I), preserving colour.
         let norm = (ASINH_MAXIMUM / ASINH_SOFTENING).asinh();
