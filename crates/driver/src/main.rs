@@ -74,10 +74,11 @@ fn run_default(progress: Progress) -> Result<()> {
     let bundled = Path::new(BUNDLED_GALAXIES);
     let has_images = |p: &Path| sdss_io::folder::list_images(p).is_ok_and(|f| !f.is_empty());
     let (images, truth) = if has_images(fetched) {
-        (fetched.to_owned(), None)
+        (fetched.canonicalize().unwrap_or_else(|_| fetched.to_owned()), None)
     } else if has_images(bundled) {
+        let bundled = bundled.canonicalize().unwrap_or_else(|_| bundled.to_owned());
         let truth = bundled.join("galaxies.csv");
-        (bundled.to_owned(), truth.exists().then_some(truth))
+        (bundled, truth.exists().then_some(truth))
     } else {
         bail!(
             "no input given and the bundled galaxies are not at {}; give --images DIR (see --help)",
@@ -94,6 +95,9 @@ fn run_default(progress: Progress) -> Result<()> {
             npy: None,
         },
         truth,
+        // A few hundred galaxies cannot support the original's 250 pixel components; keep 95% of the
+        // variance instead.
+        pca: Some("0.95".to_owned()),
         out: Some(PathBuf::from("out").join(format!("run-{}", timestamp()))),
         ..RunArgs::default()
     };
