@@ -205,3 +205,57 @@ pub(crate) fn gaussian_matrix<F: PcaFloat>(rows: usize, cols: usize, seed: u64) 
 pub(crate) fn orthonormalize<F: PcaFloat>(m: MatRef<'_, F>) -> Mat<F> {
     m.qr().compute_thin_Q()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn svd_flip_makes_largest_loading_positive() {
+        let mut v = Mat::<f64>::from_fn(3, 2, |i, j| [[0.1, 0.5], [-0.9, -0.5], [0.2, 0.3]][i][j]);
+        let mut u = Mat::<f64>::from_fn(2, 2, |i, j| (i + 2 * j) as f64 + 1.0);
+        svd_flip(Some(u.as_mut()), v.as_mut());
+        // Column 0: largest |v| is -0.9, flipped; column 1: tie 0.5 / -0.5, first index wins.
+        assert_eq!((v[(1, 0)], v[(0, 0)]), (0.9, -0.1));
+        assert_eq!((v[(0, 1)], v[(1, 1)]), (0.5, -0.5));
+        assert_eq!((u[(0, 0)], u[(1, 0)]), (-1.0, -2.0));
+        assert_eq!((u[(0, 1)], u[(1, 1)]), (3.0, 4.0));
+    }
+
+    #[test]
+    fn column_stats_resists_large_offsets() {
+        // Variance 1 around a mean of 1e8: the naive sum-of-squares formula loses everything.
+        let x = array![[1e8 + 1.0], [1e8 - 1.0], [1e8 + 1.0], [1e8 - 1.0]];
+        let stats = column_stats(x.view()).unwrap();
+        assert_eq!(stats.mean, vec![1e8]);
+        assert!((stats.total_var - 4.0 / 3.0).abs() < 1e-9, "{}", stats.total_var);
+    }
+
+    #[test]
+    fn gaussian_matrix_is_seeded_and_standard() {
+        let a = gaussian_matrix::<f64>(200, 50, 9);
+        let b = gaussian_matrix::<f64>(200, 50, 9);
+        let c = gaussian_matrix::<f64>(200, 50, 10);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let n = (a.nrows() * a.ncols()) as f64;
+        let mean: f64 = a.col_iter().flat_map(|c| c.iter().copied()).sum::<f64>() / n;
+        let var: f64 = a.col_iter().flat_map(|c| c.iter().copied()).map(|v| v * v).sum::<f64>() / n;
+        assert!(mean.abs() < 0.03, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.05, "variance {var}");
+    }
+
+    #[test]
+    fn strided_views_are_read_in_place() {
+        let x = Array2::from_shape_fn((4, 6), |(i, j)| (10 * i + j) as f64);
+        let t = x.t();
+        let v = as_faer(t);
+        assert_eq!((v.nrows(), v.ncols()), (6, 4));
+        assert_eq!(v[(5, 2)], 25.0);
+        let sliced = x.slice(ndarray::s![..;2, 1..;2]);
+        let w = as_faer(sliced);
+        assert_eq!((w.nrows(), w.ncols()), (2, 3));
+        assert_eq!(w[(1, 2)], 25.0);
+    }
+}
