@@ -366,9 +366,15 @@ fn update_availability_row(
     damping: f64,
     keep: f64,
 ) {
-    for (k, (av, (&rv, &c))) in arow.iter_mut().zip(rrow.iter().zip(cs)).enumerate() {
-        *av = availability(*av, rv, c, k == i, damping, keep);
-    }
+    // Off-diagonal entries in two branch-free (vectorisable) runs, then the diagonal.
+    let off = |a: &mut [f32], r: &[f32], c: &[f64]| {
+        for ((av, &rv), &cv) in a.iter_mut().zip(r).zip(c) {
+            *av = availability(*av, rv, cv, false, damping, keep);
+        }
+    };
+    off(&mut arow[..i], &rrow[..i], &cs[..i]);
+    off(&mut arow[i + 1..], &rrow[i + 1..], &cs[i + 1..]);
+    arow[i] = availability(arow[i], rrow[i], cs[i], true, damping, keep);
 }
 
 #[inline]
@@ -395,15 +401,30 @@ fn update_responsibility_row(
             second = v;
         }
     }
-    for (k, ((rv, &sv), pv)) in rrow.iter_mut().zip(srow).zip(part.iter_mut()).enumerate() {
-        let target = f64::from(sv) - if k == best_k { second } else { best };
-        let new = (f64::from(*rv) * damping + target * keep) as f32;
-        *rv = new;
-        *pv += if k == i {
-            f64::from(new)
-        } else {
-            f64::from(new.max(0.0))
-        };
+    // Every entry against the best value, in branch-free runs around `best_k`, whose entry
+    // uses the second best; positive parts go to the column sums, the diagonal's fixed after.
+    let run = |r: &mut [f32], s: &[f32], p: &mut [f64]| {
+        for ((rv, &sv), pv) in r.iter_mut().zip(s).zip(p.iter_mut()) {
+            let new = (f64::from(*rv) * damping + (f64::from(sv) - best) * keep) as f32;
+            *rv = new;
+            *pv += f64::from(new.max(0.0));
+        }
+    };
+    run(&mut rrow[..best_k], &srow[..best_k], &mut part[..best_k]);
+    run(
+        &mut rrow[best_k + 1..],
+        &srow[best_k + 1..],
+        &mut part[best_k + 1..],
+    );
+    let new =
+        (f64::from(rrow[best_k]) * damping + (f64::from(srow[best_k]) - second) * keep) as f32;
+    rrow[best_k] = new;
+    part[best_k] += f64::from(new.max(0.0));
+    // The diagonal enters the column sum unclipped: add back the clipped-off negative part
+    // (exact: either nothing was clipped, or 0 was added and the value is added now).
+    let rii = rrow[i];
+    if rii < 0.0 {
+        part[i] += f64::from(rii);
     }
 }
 
