@@ -24,7 +24,9 @@ impl PcaSize {
         let t = text.trim();
         if let Ok(n) = t.parse::<usize>() {
             if n == 0 {
-                bail!("--pca: 0 components is not a PCA; give a count >= 1 or a fraction in (0, 1]");
+                bail!(
+                    "--pca: 0 components is not a PCA; give a count >= 1 or a fraction in (0, 1]"
+                );
             }
             return Ok(PcaSize::Count(n));
         }
@@ -131,8 +133,9 @@ impl RunConfig {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read config {}", path.display()))?;
-                let partial: PartialConfig = toml::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), one_line(&e.to_string())))?;
+                let partial: PartialConfig = toml::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("config {}: {}", path.display(), one_line(&e.to_string()))
+                })?;
                 // Relative paths in a config file are relative to the file, so a config can travel.
                 let base = path.parent().unwrap_or(Path::new("."));
                 partial.rebased(base)
@@ -151,11 +154,14 @@ impl RunConfig {
             bail!("no input: give --images DIR or --npy FILE (or images/npy in --config)");
         }
         let weights = args.weights.clone().or(file.weights);
-        let features = args.features.or(file.features).unwrap_or(if weights.is_some() {
-            FeatureKind::Cnn
-        } else {
-            FeatureKind::Pixels
-        });
+        let features = args
+            .features
+            .or(file.features)
+            .unwrap_or(if weights.is_some() {
+                FeatureKind::Cnn
+            } else {
+                FeatureKind::Pixels
+            });
         let layer = args.layer.or(file.layer).unwrap_or(Layer::Dense);
         let pca = match &args.pca {
             Some(text) => PcaSize::parse(text)?,
@@ -300,7 +306,11 @@ impl MethodSpec {
         if self.params.is_empty() {
             return self.short.to_owned();
         }
-        let params: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         format!("{}:{}", self.short, params.join(","))
     }
 
@@ -335,12 +345,17 @@ mod tests {
         assert_eq!(m.short, "agglomerative");
         assert_eq!(m.params.len(), 2);
         m.build().unwrap();
-        let a = MethodSpec::parse("affinity:damping=0.8").unwrap().with_default_seed(7);
+        let a = MethodSpec::parse("affinity:damping=0.8")
+            .unwrap()
+            .with_default_seed(7);
         assert_eq!(a.canonical_text(), "affinity:damping=0.8,seed=7");
         a.build().unwrap();
         assert!(MethodSpec::parse("spectral:k=3").is_err());
         assert!(MethodSpec::parse("kmeans:k").is_err());
-        let err = MethodSpec::parse("affinity:damping=1.5").unwrap().build().unwrap_err();
+        let err = MethodSpec::parse("affinity:damping=1.5")
+            .unwrap()
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("damping"), "{err}");
     }
 

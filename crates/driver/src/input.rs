@@ -153,7 +153,9 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
                     });
                     let features = model
                         .features_stream(stream, tap, |done| bar.set_position(done as u64))
-                        .map_err(|e| anyhow::anyhow!("{}", crate::config::one_line(&e.to_string())))?;
+                        .map_err(|e| {
+                            anyhow::anyhow!("{}", crate::config::one_line(&e.to_string()))
+                        })?;
                     bar.finish();
                     report_skipped(&skipped);
                     let files = ids

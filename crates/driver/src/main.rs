@@ -23,7 +23,10 @@ use progress::Progress;
 /// The bundled example galaxies (synthetic, with known classes), used when `run` is given no input.
 const BUNDLED_GALAXIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/galaxies");
 /// Real SDSS cutouts fetched by `cargo xtask fetch-fixtures`, preferred when present.
-const FETCHED_GALAXIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/real-galaxies/images");
+const FETCHED_GALAXIES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/real-galaxies/images"
+);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -41,7 +44,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line naming the file or option at fault; the causes are joined onto it.
-            let text: Vec<String> = e.chain().map(|c| config::one_line(&c.to_string())).collect();
+            let text: Vec<String> = e
+                .chain()
+                .map(|c| config::one_line(&c.to_string()))
+                .collect();
             eprintln!("error: {}", text.join(": "));
             ExitCode::FAILURE
         }
@@ -74,9 +80,16 @@ fn run_default(progress: Progress) -> Result<()> {
     let bundled = Path::new(BUNDLED_GALAXIES);
     let has_images = |p: &Path| sdss_io::folder::list_images(p).is_ok_and(|f| !f.is_empty());
     let (images, truth) = if has_images(fetched) {
-        (fetched.canonicalize().unwrap_or_else(|_| fetched.to_owned()), None)
+        (
+            fetched
+                .canonicalize()
+                .unwrap_or_else(|_| fetched.to_owned()),
+            None,
+        )
     } else if has_images(bundled) {
-        let bundled = bundled.canonicalize().unwrap_or_else(|_| bundled.to_owned());
+        let bundled = bundled
+            .canonicalize()
+            .unwrap_or_else(|_| bundled.to_owned());
         let truth = bundled.join("galaxies.csv");
         (bundled, truth.exists().then_some(truth))
     } else {
@@ -130,7 +143,8 @@ fn timestamp() -> String {
 }
 
 fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
-    let input = input::Input::from_options(args.input.images.as_deref(), args.input.npy.as_deref())?;
+    let input =
+        input::Input::from_options(args.input.images.as_deref(), args.input.npy.as_deref())?;
     let request = input::FeatureRequest {
         kind: if args.weights.is_some() {
             FeatureKind::Cnn
@@ -176,7 +190,11 @@ fn pca(args: &PcaArgs) -> Result<()> {
             .save(dir)
             .map_err(|e| anyhow::anyhow!("--save-model {}: {e}", dir.display()))?;
     }
-    let ratios: Vec<f64> = model.explained_variance_ratio().iter().map(|&v| f64::from(v)).collect();
+    let ratios: Vec<f64> = model
+        .explained_variance_ratio()
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
     let total: f64 = ratios.iter().sum();
     if let Some(path) = &args.summary {
         pipeline::write_json(
@@ -248,7 +266,10 @@ fn cluster(args: &ClusterArgs) -> Result<()> {
     if let Some(linkage) = &clustering.linkage {
         let path = args.out.with_file_name(format!(
             "{}.linkage.npy",
-            args.out.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()
+            args.out
+                .file_stem()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
         ));
         linkage.write_npy(&path)?;
         summary["linkage"] = json!(path.display().to_string());
@@ -292,11 +313,21 @@ fn evaluate(args: &EvaluateArgs) -> Result<()> {
     if let Some(path) = &args.truth {
         let truth = read_labels(path)?;
         if truth.len() != labels.len() {
-            bail!("--truth {}: {} labels, expected {}", path.display(), truth.len(), labels.len());
+            bail!(
+                "--truth {}: {} labels, expected {}",
+                path.display(),
+                truth.len(),
+                labels.len()
+            );
         }
-        out["adjusted_rand_index"] = metric(sdss_cluster::adjusted_rand_score(truth.view(), labels.view()));
-        out["normalized_mutual_info"] =
-            metric(sdss_cluster::normalized_mutual_info_score(truth.view(), labels.view()));
+        out["adjusted_rand_index"] = metric(sdss_cluster::adjusted_rand_score(
+            truth.view(),
+            labels.view(),
+        ));
+        out["normalized_mutual_info"] = metric(sdss_cluster::normalized_mutual_info_score(
+            truth.view(),
+            labels.view(),
+        ));
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
@@ -307,7 +338,10 @@ fn read_labels(path: &Path) -> Result<Array1<i64>> {
     let shape = a.shape().to_vec();
     let values = a.into_f64();
     if shape.len() != 1 {
-        bail!("{}: labels must be a 1-d array, found shape {shape:?}", path.display());
+        bail!(
+            "{}: labels must be a 1-d array, found shape {shape:?}",
+            path.display()
+        );
     }
     values
         .iter()

@@ -97,7 +97,11 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         .map_err(|e| anyhow::anyhow!("PCA: {e}"))?;
     spinner.finish_and_clear();
     let pca_seconds = t.elapsed().as_secs_f64();
-    let ratios: Vec<f64> = pca.explained_variance_ratio().iter().map(|&v| f64::from(v)).collect();
+    let ratios: Vec<f64> = pca
+        .explained_variance_ratio()
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
     let total: f64 = ratios.iter().sum();
     tracing::info!(
         "PCA: {} components explain {:.2}% of the variance ({} solver)",
@@ -124,7 +128,11 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     plots::pca_variance(
         &dir.join("pca_variance.png"),
         &ratios,
-        &format!("PCA: {} components explain {:.2}% of the variance", ratios.len(), total * 100.0),
+        &format!(
+            "PCA: {} components explain {:.2}% of the variance",
+            ratios.len(),
+            total * 100.0
+        ),
     )?;
 
     // Clustering.
@@ -152,7 +160,10 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             clustering.n_clusters,
             seconds
         );
-        sdss_io::npy::write_npy(dir.join(format!("labels_{slug}.npy")), &clustering.labels.view())?;
+        sdss_io::npy::write_npy(
+            dir.join(format!("labels_{slug}.npy")),
+            &clustering.labels.view(),
+        )?;
         if let Some(linkage) = &clustering.linkage {
             linkage.write_npy(dir.join(format!("linkage_{slug}.npy")))?;
         }
@@ -175,14 +186,23 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         if let Some(t) = &truth {
             m.insert(
                 "adjusted_rand_index".into(),
-                json!(sdss_cluster::adjusted_rand_score(t.view(), r.clustering.labels.view())?),
+                json!(sdss_cluster::adjusted_rand_score(
+                    t.view(),
+                    r.clustering.labels.view()
+                )?),
             );
             m.insert(
                 "normalized_mutual_info".into(),
-                json!(sdss_cluster::normalized_mutual_info_score(t.view(), r.clustering.labels.view())?),
+                json!(sdss_cluster::normalized_mutual_info_score(
+                    t.view(),
+                    r.clustering.labels.view()
+                )?),
             );
         }
-        m.insert("summary".into(), serde_json::to_value(r.clustering.summary())?);
+        m.insert(
+            "summary".into(),
+            serde_json::to_value(r.clustering.summary())?,
+        );
         m.insert("spec".into(), json!(r.spec.canonical_text()));
         m.insert("seconds".into(), json!(r.seconds));
         metrics.insert(r.slug.clone(), serde_json::Value::Object(m));
@@ -194,7 +214,14 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     let t = Instant::now();
     let mut sections = Vec::new();
     for r in &runs {
-        sections.push(method_report(&dir, r, &galaxies, reduced.view(), &metrics, &progress)?);
+        sections.push(method_report(
+            &dir,
+            r,
+            &galaxies,
+            reduced.view(),
+            &metrics,
+            &progress,
+        )?);
     }
     let report_seconds = t.elapsed().as_secs_f64();
     let mut facts = vec![
@@ -266,7 +293,10 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
 }
 
 /// Silhouette, Calinski–Harabasz and Davies–Bouldin on the non-noise galaxies, where defined.
-fn internal_metrics(x: ArrayView2<'_, f32>, labels: ArrayView1<'_, i64>) -> serde_json::Map<String, serde_json::Value> {
+fn internal_metrics(
+    x: ArrayView2<'_, f32>,
+    labels: ArrayView1<'_, i64>,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
     let keep: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] >= 0).collect();
     let mut distinct: Vec<i64> = keep.iter().map(|&i| labels[i]).collect();
@@ -352,11 +382,18 @@ fn method_report(
             .map(|&i| galaxies.thumbnail(i))
             .collect::<Result<Vec<_>>>()?;
         let (file, title) = if label < 0 {
-            ("noise.png".to_owned(), format!("Noise: {} galaxies", rows.len()))
+            (
+                "noise.png".to_owned(),
+                format!("Noise: {} galaxies", rows.len()),
+            )
         } else {
             (
                 format!("cluster_{label}_of_{}.png", c.n_clusters),
-                format!("Cluster {label} of {}: {} galaxies", c.n_clusters, rows.len()),
+                format!(
+                    "Cluster {label} of {}: {} galaxies",
+                    c.n_clusters,
+                    rows.len()
+                ),
             )
         };
         let title = if rows.len() > shown.len() {
@@ -424,7 +461,11 @@ fn method_report(
     if let Some(conv) = c.converged {
         facts.push((
             "converged".into(),
-            if conv { "yes".into() } else { "NO: result is not converged".into() },
+            if conv {
+                "yes".into()
+            } else {
+                "NO: result is not converged".into()
+            },
         ));
     }
     if let Some(inertia) = c.inertia {
@@ -462,7 +503,11 @@ fn representative(x: ArrayView2<'_, f32>, members: &[usize]) -> usize {
     };
     let mut best = (f32::INFINITY, members.first().copied().unwrap_or(0));
     for (row, &i) in rows.outer_iter().zip(members) {
-        let d: f32 = row.iter().zip(mean.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
+        let d: f32 = row
+            .iter()
+            .zip(mean.iter())
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
         if d < best.0 {
             best = (d, i);
         }

@@ -24,11 +24,9 @@ impl Progress {
             ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
         };
         bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:>16} [{bar:32}] {pos}/{len} ({per_sec}, ETA {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{msg:>16} [{bar:32}] {pos}/{len} ({per_sec}, ETA {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_message(what.to_owned());
         bar

@@ -37,14 +37,33 @@ fn report_loads_in_headless_chromium_with_all_images() {
     let out = work.path().join("report");
     ok(
         work.path(),
-        &["--quiet", "run", "--images", images.to_str().unwrap(), "--pca", "20", "--method", "kmeans:k=4", "--method", "affinity:damping=0.8", "--method", "agglomerative:k=6,linkage=ward", "--out", out.to_str().unwrap()],
+        &[
+            "--quiet",
+            "run",
+            "--images",
+            images.to_str().unwrap(),
+            "--pca",
+            "20",
+            "--method",
+            "kmeans:k=4",
+            "--method",
+            "affinity:damping=0.8",
+            "--method",
+            "agglomerative:k=6,linkage=ward",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     let url = format!("file://{}", out.join("index.html").display());
 
     // The page's own script counts images that failed to load into data-broken-images.
     let dom = chromium(&["--virtual-time-budget=10000", "--dump-dom", &url]);
     let dom = String::from_utf8_lossy(&dom.stdout);
-    assert!(dom.contains("data-broken-images=\"0\""), "broken images or script did not run:\n{}", &dom[..dom.len().min(2000)]);
+    assert!(
+        dom.contains("data-broken-images=\"0\""),
+        "broken images or script did not run:\n{}",
+        &dom[..dom.len().min(2000)]
+    );
     let n_images: usize = dom
         .split("data-images=\"")
         .nth(1)
@@ -60,9 +79,16 @@ fn report_loads_in_headless_chromium_with_all_images() {
         "--virtual-time-budget=10000",
         &url,
     ]);
-    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let img = image::open(&shot).unwrap().to_rgb8();
     let first = *img.get_pixel(0, 0);
     let differing = img.pixels().filter(|p| **p != first).count();
-    assert!(differing > (img.width() * img.height() / 20) as usize, "screenshot is (nearly) blank");
+    assert!(
+        differing > (img.width() * img.height() / 20) as usize,
+        "screenshot is (nearly) blank"
+    );
 }

@@ -18,29 +18,67 @@ fn cnn_features_run_and_match_the_library() {
     let out = work.path().join("run");
     ok(
         work.path(),
-        &["--quiet", "run", "--images", dir, "--weights", w, "--layer", "dense", "--pca", "4", "--method", "kmeans:k=3", "--out", out.to_str().unwrap()],
+        &[
+            "--quiet",
+            "run",
+            "--images",
+            dir,
+            "--weights",
+            w,
+            "--layer",
+            "dense",
+            "--pca",
+            "4",
+            "--method",
+            "kmeans:k=3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     let dense = sdss_io::npy::read_matrix_f32(out.join("features.npy")).unwrap();
     assert_eq!(dense.dim(), (12, 128));
     assert_eq!(labels(&out.join("labels_kmeans.npy")).len(), 12);
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
-    assert!(config.contains("features = \"cnn\"") && config.contains("layer = \"dense\""), "{config}");
+    assert!(
+        config.contains("features = \"cnn\"") && config.contains("layer = \"dense\""),
+        "{config}"
+    );
 
     let flat = work.path().join("flat.npy");
     ok(
         work.path(),
-        &["--quiet", "features", "--images", dir, "--weights", w, "--layer", "flatten", "--batch-size", "5", "--out", flat.to_str().unwrap()],
+        &[
+            "--quiet",
+            "features",
+            "--images",
+            dir,
+            "--weights",
+            w,
+            "--layer",
+            "flatten",
+            "--batch-size",
+            "5",
+            "--out",
+            flat.to_str().unwrap(),
+        ],
     );
     let flat = sdss_io::npy::read_matrix_f32(&flat).unwrap();
     assert_eq!(flat.dim(), (12, 37632));
 
     // The command's features are the library's features of the same preprocessed images.
-    let stack = sdss_io::load_image_folder(&images, &sdss_io::LoadOptions::default()).unwrap().stack;
-    let expected = model.features(stack.images().view(), sdss_cnn::Tap::Dense).unwrap();
+    let stack = sdss_io::load_image_folder(&images, &sdss_io::LoadOptions::default())
+        .unwrap()
+        .stack;
+    let expected = model
+        .features(stack.images().view(), sdss_cnn::Tap::Dense)
+        .unwrap();
     let max_diff = expected
         .iter()
         .zip(dense.iter())
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    assert!(max_diff <= 1e-5 * expected.iter().fold(1f32, |m, v| m.max(v.abs())), "{max_diff}");
+    assert!(
+        max_diff <= 1e-5 * expected.iter().fold(1f32, |m, v| m.max(v.abs())),
+        "{max_diff}"
+    );
 }

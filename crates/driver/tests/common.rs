@@ -33,7 +33,10 @@ pub fn ok(cwd: &Path, args: &[&str]) -> String {
 /// Like [`run_in`], asserting failure and returning the error line(s) on standard error.
 pub fn fails(cwd: &Path, args: &[&str]) -> String {
     let out = run_in(cwd, args);
-    assert!(!out.status.success(), "sdss-clustering {args:?} should fail");
+    assert!(
+        !out.status.success(),
+        "sdss-clustering {args:?} should fail"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

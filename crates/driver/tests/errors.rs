@@ -40,8 +40,15 @@ fn truncated_image_is_named_and_skip_bad_goes_on() {
     let mut args = base.to_vec();
     args.extend(["--out", out2.to_str().unwrap(), "--skip-bad"]);
     let run = run_in(work.path(), &args);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    assert!(String::from_utf8_lossy(&run.stderr).contains(name), "skipped file is reported");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains(name),
+        "skipped file is reported"
+    );
     assert_eq!(labels(&out2.join("labels_kmeans.npy")).len(), 11);
     let recorded = std::fs::read_to_string(out2.join("run.json")).unwrap();
     assert!(recorded.contains(name));
@@ -54,9 +61,20 @@ fn cnn_without_weights_points_to_fetch_weights() {
     copy_galaxies(&images, 3);
     let err = fails(
         work.path(),
-        &["run", "--images", images.to_str().unwrap(), "--features", "cnn", "--out", "o"],
+        &[
+            "run",
+            "--images",
+            images.to_str().unwrap(),
+            "--features",
+            "cnn",
+            "--out",
+            "o",
+        ],
     );
-    assert!(one_error_line(&err).contains("cargo xtask fetch-weights"), "{err}");
+    assert!(
+        one_error_line(&err).contains("cargo xtask fetch-weights"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -66,11 +84,50 @@ fn bad_options_name_themselves() {
     copy_galaxies(&images, 3);
     let dir = images.to_str().unwrap();
     let cases: [(&[&str], &str); 5] = [
-        (&["run", "--images", dir, "--pca", "1.5", "--out", "o"], "--pca"),
-        (&["run", "--images", dir, "--method", "spectral:k=3", "--out", "o"], "spectral"),
-        (&["run", "--images", dir, "--method", "affinity:damping=1.2", "--out", "o"], "damping"),
-        (&["run", "--images", "/no/such/folder", "--out", "o"], "/no/such/folder"),
-        (&["pca", "--input", "missing.npy", "--components", "3", "--out", "y.npy"], "missing.npy"),
+        (
+            &["run", "--images", dir, "--pca", "1.5", "--out", "o"],
+            "--pca",
+        ),
+        (
+            &[
+                "run",
+                "--images",
+                dir,
+                "--method",
+                "spectral:k=3",
+                "--out",
+                "o",
+            ],
+            "spectral",
+        ),
+        (
+            &[
+                "run",
+                "--images",
+                dir,
+                "--method",
+                "affinity:damping=1.2",
+                "--out",
+                "o",
+            ],
+            "damping",
+        ),
+        (
+            &["run", "--images", "/no/such/folder", "--out", "o"],
+            "/no/such/folder",
+        ),
+        (
+            &[
+                "pca",
+                "--input",
+                "missing.npy",
+                "--components",
+                "3",
+                "--out",
+                "y.npy",
+            ],
+            "missing.npy",
+        ),
     ];
     for (args, needle) in cases {
         let err = fails(work.path(), args);
@@ -84,26 +141,94 @@ fn subcommands_chain_features_pca_cluster_evaluate() {
     let images = work.path().join("images");
     copy_galaxies(&images, 30);
     let p = |name: &str| work.path().join(name).to_str().unwrap().to_owned();
-    ok(work.path(), &["--quiet", "features", "--images", images.to_str().unwrap(), "--out", &p("x.npy")]);
+    ok(
+        work.path(),
+        &[
+            "--quiet",
+            "features",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            &p("x.npy"),
+        ],
+    );
     assert_eq!(sdss_io::read_ids_csv(p("x.ids.csv")).unwrap().len(), 30);
     ok(
         work.path(),
-        &["pca", "--input", &p("x.npy"), "--components", "0.9", "--out", &p("y.npy"), "--summary", &p("pca.json"), "--save-model", &p("model")],
+        &[
+            "pca",
+            "--input",
+            &p("x.npy"),
+            "--components",
+            "0.9",
+            "--out",
+            &p("y.npy"),
+            "--summary",
+            &p("pca.json"),
+            "--save-model",
+            &p("model"),
+        ],
     );
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p("pca.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("pca.json")).unwrap()).unwrap();
     assert!(summary["total_explained_variance_ratio"].as_f64().unwrap() >= 0.9);
     assert!(summary["svd_solver"].is_string());
     ok(
         work.path(),
-        &["cluster", "--input", &p("y.npy"), "--method", "agglomerative", "--k", "4", "--linkage", "ward", "--out", &p("l.npy"), "--summary", &p("c.json")],
+        &[
+            "cluster",
+            "--input",
+            &p("y.npy"),
+            "--method",
+            "agglomerative",
+            "--k",
+            "4",
+            "--linkage",
+            "ward",
+            "--out",
+            &p("l.npy"),
+            "--summary",
+            &p("c.json"),
+        ],
     );
-    let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p("c.json")).unwrap()).unwrap();
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("c.json")).unwrap()).unwrap();
     assert_eq!(c["n_clusters"], 4);
     assert!(std::path::Path::new(c["linkage"].as_str().unwrap()).exists());
-    ok(work.path(), &["cluster", "--input", &p("y.npy"), "--method", "kmeans", "--k", "3", "--out", &p("k.npy")]);
-    let json = ok(work.path(), &["evaluate", "--input", &p("y.npy"), "--labels", &p("l.npy"), "--truth", &p("k.npy")]);
+    ok(
+        work.path(),
+        &[
+            "cluster",
+            "--input",
+            &p("y.npy"),
+            "--method",
+            "kmeans",
+            "--k",
+            "3",
+            "--out",
+            &p("k.npy"),
+        ],
+    );
+    let json = ok(
+        work.path(),
+        &[
+            "evaluate",
+            "--input",
+            &p("y.npy"),
+            "--labels",
+            &p("l.npy"),
+            "--truth",
+            &p("k.npy"),
+        ],
+    );
     let m: serde_json::Value = serde_json::from_str(&json).unwrap();
-    for key in ["silhouette", "calinski_harabasz", "davies_bouldin", "adjusted_rand_index", "normalized_mutual_info"] {
+    for key in [
+        "silhouette",
+        "calinski_harabasz",
+        "davies_bouldin",
+        "adjusted_rand_index",
+        "normalized_mutual_info",
+    ] {
         assert!(m[key].is_number(), "{key}: {json}");
     }
 }

@@ -16,9 +16,15 @@ fn default_run_outputs_are_consistent_and_reproducible() {
         .find_map(|l| l.strip_prefix("report: "))
         .expect("the default run says where the report is");
     let out = std::path::Path::new(report).parent().unwrap().to_owned();
-    assert!(out.starts_with(work.path().join("out")), "{}", out.display());
+    assert!(
+        out.starts_with(work.path().join("out")),
+        "{}",
+        out.display()
+    );
 
-    let n_images = sdss_io::folder::list_images(bundled_galaxies()).unwrap().len();
+    let n_images = sdss_io::folder::list_images(bundled_galaxies())
+        .unwrap()
+        .len();
     let ids = sdss_io::read_ids_csv(out.join("ids.csv")).unwrap();
     assert_eq!(ids.len(), n_images);
 
@@ -26,7 +32,8 @@ fn default_run_outputs_are_consistent_and_reproducible() {
     assert_eq!(features.dim(), (n_images, 80 * 80 * 3));
     let pca = sdss_io::npy::read_matrix_f32(out.join("pca.npy")).unwrap();
     assert_eq!(pca.nrows(), n_images);
-    let ratio = sdss_io::npy::read_npy_as::<f64>(out.join("pca_explained_variance_ratio.npy")).unwrap();
+    let ratio =
+        sdss_io::npy::read_npy_as::<f64>(out.join("pca_explained_variance_ratio.npy")).unwrap();
     assert_eq!(ratio.len(), pca.ncols());
     assert!(ratio.sum() > 0.5 && ratio.sum() <= 1.0 + 1e-9);
 
@@ -43,13 +50,21 @@ fn default_run_outputs_are_consistent_and_reproducible() {
         let labels = labels(&out.join(format!("labels_{method}.npy")));
         assert_eq!(labels.len(), n_images, "{method}: a label for every galaxy");
         for (row, &l) in rows.iter().zip(&labels) {
-            assert_eq!(row[col].parse::<i64>().unwrap(), l, "{method}: labels.csv agrees with the .npy");
+            assert_eq!(
+                row[col].parse::<i64>().unwrap(),
+                l,
+                "{method}: labels.csv agrees with the .npy"
+            );
         }
         let summary = &metrics[method]["summary"];
         let n_clusters = summary["n_clusters"].as_u64().unwrap() as usize;
         let sizes: Vec<usize> = serde_json::from_value(summary["cluster_sizes"].clone()).unwrap();
         assert_eq!(sizes.len(), n_clusters);
-        assert_eq!(sizes.iter().sum::<usize>(), n_images, "{method}: sizes add up");
+        assert_eq!(
+            sizes.iter().sum::<usize>(),
+            n_images,
+            "{method}: sizes add up"
+        );
         let mut counted: BTreeMap<i64, usize> = BTreeMap::new();
         for &l in &labels {
             *counted.entry(l).or_default() += 1;
@@ -61,25 +76,40 @@ fn default_run_outputs_are_consistent_and_reproducible() {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(galleries.len(), n_clusters, "{method}: one gallery per cluster");
+        assert_eq!(
+            galleries.len(),
+            n_clusters,
+            "{method}: one gallery per cluster"
+        );
         for k in 0..n_clusters {
             let name = format!("cluster_{k}_of_{n_clusters}.png");
             assert!(galleries.contains(&name), "{method}: missing {name}");
             assert!(image::open(out.join("gallery").join(method).join(&name)).is_ok());
         }
         // The synthetic galaxies' true classes were used to score the run.
-        assert!(metrics[method]["adjusted_rand_index"].is_number(), "{method}");
+        assert!(
+            metrics[method]["adjusted_rand_index"].is_number(),
+            "{method}"
+        );
     }
     assert_eq!(metrics["kmeans"]["summary"]["n_clusters"], 10);
     assert_eq!(metrics["agglomerative"]["summary"]["n_clusters"], 32);
     let linkage = sdss_io::npy::read_matrix_f64(out.join("linkage_agglomerative.npy")).unwrap();
     assert_eq!(linkage.dim(), (n_images - 1, 4));
     assert_eq!(linkage[[n_images - 2, 3]] as usize, n_images);
-    for plot in ["pca_variance.png", "dendrogram_agglomerative.png", "sizes_kmeans.png"] {
+    for plot in [
+        "pca_variance.png",
+        "dendrogram_agglomerative.png",
+        "sizes_kmeans.png",
+    ] {
         assert!(image::open(out.join(plot)).is_ok(), "{plot}");
     }
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
-    for src in html.split("src=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]) {
+    for src in html
+        .split("src=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+    {
         assert!(out.join(src).is_file(), "index.html links to missing {src}");
     }
 
@@ -87,11 +117,22 @@ fn default_run_outputs_are_consistent_and_reproducible() {
     let again = work.path().join("again");
     ok(
         work.path(),
-        &["--quiet", "run", "--config", out.join("config.toml").to_str().unwrap(), "--out", again.to_str().unwrap()],
+        &[
+            "--quiet",
+            "run",
+            "--config",
+            out.join("config.toml").to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+        ],
     );
     for method in &header[1..] {
         let file = format!("labels_{method}.npy");
-        assert_eq!(labels(&out.join(&file)), labels(&again.join(&file)), "{method} reproduces");
+        assert_eq!(
+            labels(&out.join(&file)),
+            labels(&again.join(&file)),
+            "{method} reproduces"
+        );
     }
 }
 
@@ -118,22 +159,28 @@ fn existing_output_is_refused_unless_forced_and_never_mixed() {
         a.into_iter().map(str::to_owned).collect::<Vec<String>>()
     };
     let first = args(&[]);
-    ok(work.path(), &&refs(&first));
+    ok(work.path(), &refs(&first));
     std::fs::write(out.join("precious.txt"), "keep me").unwrap();
 
-    let err = fails(work.path(), &&refs(&first));
+    let err = fails(work.path(), &refs(&first));
     assert!(err.contains("--out") && err.contains("--force"), "{err}");
-    assert!(out.join("precious.txt").exists(), "refusing must not touch the old results");
+    assert!(
+        out.join("precious.txt").exists(),
+        "refusing must not touch the old results"
+    );
 
     // A failing forced run leaves the old results in place.
     let mut bad = args(&["--force"]);
     bad.extend(["--method".into(), "kmeans:k=0".into()]);
-    fails(work.path(), &&refs(&bad));
+    fails(work.path(), &refs(&bad));
     assert!(out.join("precious.txt").exists());
 
     let forced = args(&["--force", "--method", "agglomerative:k=4,linkage=average"]);
-    ok(work.path(), &&refs(&forced));
-    assert!(!out.join("precious.txt").exists(), "--force replaces, never mixes");
+    ok(work.path(), &refs(&forced));
+    assert!(
+        !out.join("precious.txt").exists(),
+        "--force replaces, never mixes"
+    );
     assert!(out.join("labels_agglomerative.npy").exists());
     let leftovers: Vec<_> = std::fs::read_dir(work.path())
         .unwrap()

@@ -118,7 +118,11 @@ pub fn draw(
         let root = BitMapBackend::with_buffer(&mut canvas.pixels, (w, h)).into_drawing_area();
         let (top, bottom) = root.split_vertically(chart_h);
         let x_max = 10.0 * leaves as f64;
-        let y_max = if tree.max_height > 0.0 { tree.max_height * 1.05 } else { 1.0 };
+        let y_max = if tree.max_height > 0.0 {
+            tree.max_height * 1.05
+        } else {
+            1.0
+        };
         let mut chart = ChartBuilder::on(&top)
             .caption(title, (FONT, 22))
             .margin(14)
@@ -156,7 +160,12 @@ pub fn draw(
     }
     for (px, image) in anchors.iter().zip(examples) {
         let (th, tw, _) = image.dim();
-        canvas.blit(image.view(), *px as i64 - tw as i64 / 2, chart_h as i64 + 24, 1);
+        canvas.blit(
+            image.view(),
+            *px as i64 - tw as i64 / 2,
+            chart_h as i64 + 24,
+            1,
+        );
         let _ = th;
     }
     canvas.save_png(path)
@@ -169,7 +178,11 @@ mod tests {
 
     /// SciPy: linkage of 4 points 0, 1, 5, 6 (single): merges (0,1), (2,3), (4,5).
     fn small() -> ndarray::Array2<f64> {
-        array![[0.0, 1.0, 1.0, 2.0], [2.0, 3.0, 1.0, 2.0], [4.0, 5.0, 4.0, 4.0]]
+        array![
+            [0.0, 1.0, 1.0, 2.0],
+            [2.0, 3.0, 1.0, 2.0],
+            [4.0, 5.0, 4.0, 4.0]
+        ]
     }
 
     #[test]
@@ -179,7 +192,9 @@ mod tests {
         assert_eq!(order, vec![vec![0], vec![1], vec![2], vec![3]]);
         assert_eq!(t.links.len(), 3);
         // The root link spans the two inner links' midpoints at the root height.
-        assert!(t.links.contains(&[(10.0, 1.0), (10.0, 4.0), (30.0, 4.0), (30.0, 1.0)]));
+        assert!(t
+            .links
+            .contains(&[(10.0, 1.0), (10.0, 4.0), (30.0, 4.0), (30.0, 1.0)]));
     }
 
     #[test]
@@ -189,12 +204,50 @@ mod tests {
         let z = ndarray::Array2::from_shape_vec(
             (11, 4),
             vec![
-                8.0, 10.0, 0.03579586429648246, 2.0, 3.0, 7.0, 0.0576285077484147, 2.0, 6.0, 9.0,
-                0.10466733464510077, 2.0, 0.0, 5.0, 0.4197196067458742, 2.0, 4.0, 15.0,
-                0.49484894389206757, 3.0, 2.0, 11.0, 0.681971922471573, 2.0, 12.0, 14.0,
-                1.1124203158645107, 4.0, 13.0, 16.0, 1.172085595327918, 5.0, 1.0, 18.0,
-                1.6013357864257243, 5.0, 17.0, 19.0, 1.9718574750541473, 7.0, 20.0, 21.0,
-                2.8589025774469556, 12.0,
+                8.0,
+                10.0,
+                0.03579586429648246,
+                2.0,
+                3.0,
+                7.0,
+                0.0576285077484147,
+                2.0,
+                6.0,
+                9.0,
+                0.10466733464510077,
+                2.0,
+                0.0,
+                5.0,
+                0.4197196067458742,
+                2.0,
+                4.0,
+                15.0,
+                0.49484894389206757,
+                3.0,
+                2.0,
+                11.0,
+                0.681971922471573,
+                2.0,
+                12.0,
+                14.0,
+                1.1124203158645107,
+                4.0,
+                13.0,
+                16.0,
+                1.172085595327918,
+                5.0,
+                1.0,
+                18.0,
+                1.6013357864257243,
+                5.0,
+                17.0,
+                19.0,
+                1.9718574750541473,
+                7.0,
+                20.0,
+                21.0,
+                2.8589025774469556,
+                12.0,
             ],
         )
         .unwrap();
@@ -202,9 +255,22 @@ mod tests {
         let members: Vec<Vec<usize>> = t.leaves.iter().map(|l| l.members.clone()).collect();
         assert_eq!(
             members,
-            vec![vec![1], vec![8], vec![10], vec![6, 9], vec![2], vec![11], vec![3, 7], vec![4, 0, 5]]
+            vec![
+                vec![1],
+                vec![8],
+                vec![10],
+                vec![6, 9],
+                vec![2],
+                vec![11],
+                vec![3, 7],
+                vec![4, 0, 5]
+            ]
         );
-        let icoord: Vec<[f64; 4]> = t.links.iter().map(|l| [l[0].0, l[1].0, l[2].0, l[3].0]).collect();
+        let icoord: Vec<[f64; 4]> = t
+            .links
+            .iter()
+            .map(|l| [l[0].0, l[1].0, l[2].0, l[3].0])
+            .collect();
         assert_eq!(
             icoord,
             vec![

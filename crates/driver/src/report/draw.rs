@@ -19,8 +19,12 @@ pub fn register_font() {
     REGISTER.call_once(|| {
         // The bytes are a valid TrueType font shipped inside a published crate; if plotters ever refused
         // them, text would be missing from figures but nothing else would break.
-        if plotters::style::register_font(FONT, FontStyle::Normal, epaint_default_fonts::HACK_REGULAR)
-            .is_err()
+        if plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            epaint_default_fonts::HACK_REGULAR,
+        )
+        .is_err()
         {
             tracing::warn!("could not register the embedded font; figures will have no text");
         }
@@ -82,7 +86,8 @@ impl Canvas {
         for yy in y - t..y + h as i64 + t {
             for xx in x - t..x + w as i64 + t {
                 let inside = yy >= y && yy < y + h as i64 && xx >= x && xx < x + w as i64;
-                if inside || yy < 0 || xx < 0 || yy >= self.height as i64 || xx >= self.width as i64 {
+                if inside || yy < 0 || xx < 0 || yy >= self.height as i64 || xx >= self.width as i64
+                {
                     continue;
                 }
                 let at = ((yy as u32 * self.width + xx as u32) * 3) as usize;

@@ -29,7 +29,8 @@ pub fn grid(path: &Path, title: &str, tiles: &[Array3<f32>], highlight_first: bo
     let height = TITLE + rows * (th + GAP) + GAP;
     let mut canvas = Canvas::new(width, height, [24, 24, 28]);
     {
-        let root = BitMapBackend::with_buffer(&mut canvas.pixels, (width, height)).into_drawing_area();
+        let root =
+            BitMapBackend::with_buffer(&mut canvas.pixels, (width, height)).into_drawing_area();
         root.draw_text(
             title,
             &(FONT, 20).into_font().color(&WHITE),

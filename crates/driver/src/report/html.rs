@@ -107,9 +107,17 @@ nav a {{ margin-right: 1em; }}
             labels = esc(&m.labels_file)
         );
         facts_table(&mut out, &m.facts);
-        let _ = writeln!(out, "<img src=\"{}\" alt=\"cluster sizes\">", esc(&m.sizes_plot));
+        let _ = writeln!(
+            out,
+            "<img src=\"{}\" alt=\"cluster sizes\">",
+            esc(&m.sizes_plot)
+        );
         if let Some(d) = &m.dendrogram {
-            let _ = writeln!(out, "<h3>Dendrogram</h3>\n<img src=\"{}\" alt=\"dendrogram\">", esc(d));
+            let _ = writeln!(
+                out,
+                "<h3>Dendrogram</h3>\n<img src=\"{}\" alt=\"dendrogram\">",
+                esc(d)
+            );
         }
         out.push_str("<h3>Clusters</h3>\n<div class=\"clusters\">\n");
         for c in &m.clusters {

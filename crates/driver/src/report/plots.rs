@@ -40,11 +40,19 @@ pub fn pca_variance(path: &Path, ratios: &[f64], title: &str) -> Result<()> {
         chart
             .draw_series(ratios.iter().enumerate().map(|(i, &r)| {
                 let x = i as f64 + 1.0;
-                Rectangle::new([(x - 0.4, 0.0), (x + 0.4, r)], RGBColor(70, 110, 180).filled())
+                Rectangle::new(
+                    [(x - 0.4, 0.0), (x + 0.4, r)],
+                    RGBColor(70, 110, 180).filled(),
+                )
             }))
             .map_err(plot_err(path))?
             .label("per component")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], RGBColor(70, 110, 180).filled()));
+            .legend(|(x, y)| {
+                Rectangle::new(
+                    [(x, y - 5), (x + 12, y + 5)],
+                    RGBColor(70, 110, 180).filled(),
+                )
+            });
         let mut total = 0.0;
         let cumulative: Vec<(f64, f64)> = ratios
             .iter()
@@ -55,10 +63,18 @@ pub fn pca_variance(path: &Path, ratios: &[f64], title: &str) -> Result<()> {
             })
             .collect();
         chart
-            .draw_series(LineSeries::new(cumulative, RGBColor(200, 80, 40).stroke_width(2)))
+            .draw_series(LineSeries::new(
+                cumulative,
+                RGBColor(200, 80, 40).stroke_width(2),
+            ))
             .map_err(plot_err(path))?
             .label("cumulative")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], RGBColor(200, 80, 40).stroke_width(2)));
+            .legend(|(x, y)| {
+                PathElement::new(
+                    vec![(x, y), (x + 14, y)],
+                    RGBColor(200, 80, 40).stroke_width(2),
+                )
+            });
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::MiddleRight)
@@ -79,7 +95,13 @@ pub fn cluster_sizes(path: &Path, sizes: &[usize], n_noise: usize, title: &str) 
     let mut canvas = Canvas::new(w, h, [255, 255, 255]);
     {
         let root = BitMapBackend::with_buffer(&mut canvas.pixels, (w, h)).into_drawing_area();
-        let max = sizes.iter().copied().chain([n_noise]).max().unwrap_or(1).max(1) as f64;
+        let max = sizes
+            .iter()
+            .copied()
+            .chain([n_noise])
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
         let offset = if n_noise > 0 { 1.0 } else { 0.0 };
         let n = sizes.len() as f64 + offset;
         let mut chart = ChartBuilder::on(&root)
@@ -91,7 +113,11 @@ pub fn cluster_sizes(path: &Path, sizes: &[usize], n_noise: usize, title: &str) 
             .map_err(plot_err(path))?;
         chart
             .configure_mesh()
-            .x_desc(if n_noise > 0 { "cluster (−1: noise)" } else { "cluster" })
+            .x_desc(if n_noise > 0 {
+                "cluster (−1: noise)"
+            } else {
+                "cluster"
+            })
             .y_desc("galaxies")
             .y_label_formatter(&|y| format!("{:.0}", y))
             .label_style((FONT, 14))
@@ -111,7 +137,10 @@ pub fn cluster_sizes(path: &Path, sizes: &[usize], n_noise: usize, title: &str) 
         chart
             .draw_series(sizes.iter().enumerate().map(|(i, &s)| {
                 let x = i as f64;
-                Rectangle::new([(x - 0.4, 0.0), (x + 0.4, s as f64)], RGBColor(70, 140, 90).filled())
+                Rectangle::new(
+                    [(x - 0.4, 0.0), (x + 0.4, s as f64)],
+                    RGBColor(70, 140, 90).filled(),
+                )
             }))
             .map_err(plot_err(path))?;
         root.present().map_err(plot_err(path))?;
