@@ -107,7 +107,9 @@ pub(crate) fn column_stats<F: PcaFloat>(x: ArrayView2<'_, F>) -> Result<ColumnSt
     let mut total_var = 0.0f64;
     for j in 0..p {
         mean.push(shift[j] + s1[j] / nf);
-        total_var += ((s2[j] - s1[j] * s1[j] / nf) / (nf - 1.0)).max(0.0);
+        let var = (s2[j] - s1[j] * s1[j] / nf) / (nf - 1.0);
+        // Clip rounding below zero, but let NaN (from an overflow) through to the check below.
+        total_var += if var < 0.0 { 0.0 } else { var };
     }
     if !total_var.is_finite() || mean.iter().any(|m| !m.is_finite()) {
         return Err(find_non_finite(x).unwrap_or(PcaError::Overflow));
