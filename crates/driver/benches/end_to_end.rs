@@ -365,7 +365,8 @@ fn main() {
     let n_images = warm_cache(&images);
     let weights = scratch.path().join("sdss_cnn_random.safetensors");
     CnnModel::random(CnnConfig::default(), 7)
-        .and_then(|m| m.save(&weights))
+        .expect("random sdss_CNN weights")
+        .save(&weights)
         .expect("write random sdss_CNN weights");
 
     println!(
