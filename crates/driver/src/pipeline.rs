@@ -176,6 +176,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     }
 
     // Metrics.
+    let t = Instant::now();
     let truth = match &cfg.truth {
         Some(path) => Some(input::read_truth(path, &galaxies.ids)?),
         None => None,
@@ -209,6 +210,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     }
     write_json(&dir.join("metrics.json"), &metrics)?;
     write_labels_csv(&dir.join("labels.csv"), &galaxies.ids, &runs)?;
+    let metrics_seconds = t.elapsed().as_secs_f64();
 
     // Figures and galleries.
     let t = Instant::now();
@@ -283,6 +285,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
                 "features": features_seconds,
                 "pca": pca_seconds,
                 "clustering": runs.iter().map(|r| (r.slug.clone(), r.seconds)).collect::<BTreeMap<_, _>>(),
+                "metrics": metrics_seconds,
                 "report": report_seconds,
                 "total": started.elapsed().as_secs_f64(),
             }
