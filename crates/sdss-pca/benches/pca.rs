@@ -39,27 +39,30 @@ fn read_f32_npy(path: &Path) -> Array2<f32> {
     let mut pre = [0u8; 10];
     f.read_exact(&mut pre).unwrap();
     assert_eq!(&pre[..6], b"\x93NUMPY");
-    let (len, mut consumed) = if pre[6] == 1 {
-        (u16::from_le_bytes([pre[8], pre[9]]) as usize, 0)
+    let len = if pre[6] == 1 {
+        u16::from_le_bytes([pre[8], pre[9]]) as usize
     } else {
         let mut more = [0u8; 2];
         f.read_exact(&mut more).unwrap();
-        (u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as usize, 0)
+        u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as usize
     };
     let mut header = vec![0u8; len];
     f.read_exact(&mut header).unwrap();
-    consumed += len;
-    let _ = consumed;
     let header = String::from_utf8(header).unwrap();
-    assert!(header.contains("'<f4'") && header.contains("False"), "{header}");
+    assert!(
+        header.contains("'<f4'") && header.contains("False"),
+        "{header}"
+    );
     let shape = &header[header.find("'shape': (").unwrap() + 10..];
     let shape = &shape[..shape.find(')').unwrap()];
-    let dims: Vec<usize> = shape.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     let mut data = vec![0f32; dims[0] * dims[1]];
     // SAFETY: f32 has no invalid bit patterns; the byte view covers exactly `data`.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut(data.as_mut_ptr() as *mut u8, data.len() * 4)
-    };
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr() as *mut u8, data.len() * 4) };
     f.read_exact(bytes).unwrap();
     Array2::from_shape_vec((dims[0], dims[1]), data).unwrap()
 }
@@ -113,7 +116,8 @@ fn synthetic(n: usize, p: usize, rank: usize, seed: u64) -> Array2<f32> {
     let rows: Vec<Vec<f32>> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
             let u: Vec<f32> = (0..rank).map(|_| gauss(&mut rng)).collect();
             let mut row = vec![0.5f32; p];
             for (r, &ur) in u.iter().enumerate() {
@@ -139,7 +143,9 @@ fn images() -> Option<Array2<f32>> {
     let rows: Vec<Vec<f32>> = (0..6437)
         .into_par_iter()
         .map(|i| {
-            let img = image::open(dir.join(format!("{i:04}.png"))).unwrap().to_rgb8();
+            let img = image::open(dir.join(format!("{i:04}.png")))
+                .unwrap()
+                .to_rgb8();
             img.as_raw().iter().map(|&v| v as f32 / 255.0).collect()
         })
         .collect();
@@ -161,18 +167,32 @@ fn run(cmd: &mut Command) -> serde_json::Value {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() >= 5 && args[1] == "--child" {
-        child(Path::new(&args[2]), args[3].parse().unwrap(), args[4].parse().unwrap());
+        child(
+            Path::new(&args[2]),
+            args[3].parse().unwrap(),
+            args[4].parse().unwrap(),
+        );
         return;
     }
     let data_dir = workspace().join("target/sdss-pca-bench");
     std::fs::create_dir_all(&data_dir).unwrap();
-    let wanted = std::env::var("SDSS_PCA_BENCH_CASES").unwrap_or_else(|_| "cnn,pixels,small".into());
+    let wanted =
+        std::env::var("SDSS_PCA_BENCH_CASES").unwrap_or_else(|_| "cnn,pixels,small".into());
     let python = python();
     let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/pca_reference.py");
     println!("PCA fit + transform, best of N runs; Rust (faer) vs scikit-learn default solver");
     println!(
         "{:<28} {:>4} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>10} {:>10}",
-        "case", "k", "rust s", "sklearn s", "ratio", "rust EVR", "skl EVR", "|dEVR|", "rust GiB", "skl GiB"
+        "case",
+        "k",
+        "rust s",
+        "sklearn s",
+        "ratio",
+        "rust EVR",
+        "skl EVR",
+        "|dEVR|",
+        "rust GiB",
+        "skl GiB"
     );
     let cases: [(&str, usize, usize); 3] = [("cnn", 100, 1), ("pixels", 250, 1), ("small", 20, 20)];
     for (name, k, repeats) in cases {
@@ -209,9 +229,14 @@ fn main() {
             .arg(&path)
             .arg(k.to_string())
             .arg(repeats.to_string()));
-        let t = |v: &serde_json::Value| v["fit_s"].as_f64().unwrap() + v["transform_s"].as_f64().unwrap();
+        let t = |v: &serde_json::Value| {
+            v["fit_s"].as_f64().unwrap() + v["transform_s"].as_f64().unwrap()
+        };
         let gib = |v: &serde_json::Value| v["peak_bytes"].as_f64().unwrap() / (1u64 << 30) as f64;
-        let (ro, rt) = (ours["ratio"].as_f64().unwrap(), theirs["ratio"].as_f64().unwrap());
+        let (ro, rt) = (
+            ours["ratio"].as_f64().unwrap(),
+            theirs["ratio"].as_f64().unwrap(),
+        );
         println!(
             "{:<28} {:>4} {:>9.3} {:>9.3} {:>6.2}x {:>9.5} {:>9.5} {:>9.1e} {:>10.2} {:>10.2}",
             label,

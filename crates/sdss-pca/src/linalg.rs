@@ -231,7 +231,11 @@ mod tests {
         let x = array![[1e8 + 1.0], [1e8 - 1.0], [1e8 + 1.0], [1e8 - 1.0]];
         let stats = column_stats(x.view()).unwrap();
         assert_eq!(stats.mean, vec![1e8]);
-        assert!((stats.total_var - 4.0 / 3.0).abs() < 1e-9, "{}", stats.total_var);
+        assert!(
+            (stats.total_var - 4.0 / 3.0).abs() < 1e-9,
+            "{}",
+            stats.total_var
+        );
     }
 
     #[test]
@@ -243,7 +247,12 @@ mod tests {
         assert_ne!(a, c);
         let n = (a.nrows() * a.ncols()) as f64;
         let mean: f64 = a.col_iter().flat_map(|c| c.iter().copied()).sum::<f64>() / n;
-        let var: f64 = a.col_iter().flat_map(|c| c.iter().copied()).map(|v| v * v).sum::<f64>() / n;
+        let var: f64 = a
+            .col_iter()
+            .flat_map(|c| c.iter().copied())
+            .map(|v| v * v)
+            .sum::<f64>()
+            / n;
         assert!(mean.abs() < 0.03, "mean {mean}");
         assert!((var - 1.0).abs() < 0.05, "variance {var}");
     }

@@ -4,7 +4,9 @@ use ndarray::{array, Array2};
 use sdss_pca::{NComponents, Pca, PcaError, SvdSolver};
 
 fn data() -> Array2<f64> {
-    Array2::from_shape_fn((20, 6), |(i, j)| ((i * 13 + j * 7) % 17) as f64 + 0.1 * j as f64)
+    Array2::from_shape_fn((20, 6), |(i, j)| {
+        ((i * 13 + j * 7) % 17) as f64 + 0.1 * j as f64
+    })
 }
 
 #[test]
@@ -18,7 +20,12 @@ fn nan_and_infinity_are_located() {
     let mut x = data().mapv(|v| v as f32);
     x[(0, 5)] = f32::NEG_INFINITY;
     match Pca::new(2).fit(x.view()) {
-        Err(PcaError::NonFinite { row: 0, col: 5, value, .. }) => {
+        Err(PcaError::NonFinite {
+            row: 0,
+            col: 5,
+            value,
+            ..
+        }) => {
             assert_eq!(value, f64::NEG_INFINITY)
         }
         other => panic!("expected NonFinite at (0, 5), got {other:?}"),
@@ -68,7 +75,10 @@ fn n_components_out_of_range() {
     let wide = Array2::from_shape_fn((4, 9), |(i, j)| (i * j) as f64 + (i % 3) as f64);
     assert!(matches!(
         Pca::new(5).fit(wide.view()),
-        Err(PcaError::InvalidNComponents { n_components: 5, max: 4 })
+        Err(PcaError::InvalidNComponents {
+            n_components: 5,
+            max: 4
+        })
     ));
 }
 
@@ -86,7 +96,9 @@ fn fraction_outside_unit_interval() {
     assert_eq!(model.n_components(), 6);
     // The randomized solver cannot honour a fraction (scikit-learn refuses it too).
     assert!(matches!(
-        Pca::new(0.5).svd_solver(SvdSolver::Randomized).fit(x.view()),
+        Pca::new(0.5)
+            .svd_solver(SvdSolver::Randomized)
+            .fit(x.view()),
         Err(PcaError::FractionNeedsExactSolver { .. })
     ));
 }
@@ -104,7 +116,10 @@ fn too_few_samples_or_no_features() {
         Err(PcaError::TooFewSamples { n_samples: 0 })
     ));
     let empty = Array2::<f64>::zeros((5, 0));
-    assert!(matches!(Pca::new(NComponents::All).fit(empty.view()), Err(PcaError::NoFeatures)));
+    assert!(matches!(
+        Pca::new(NComponents::All).fit(empty.view()),
+        Err(PcaError::NoFeatures)
+    ));
 }
 
 #[test]
@@ -113,11 +128,19 @@ fn wrong_widths_for_transform() {
     let narrow = Array2::<f64>::zeros((2, 5));
     assert!(matches!(
         model.transform(narrow.view()),
-        Err(PcaError::ShapeMismatch { method: "transform", expected: 6, found: 5 })
+        Err(PcaError::ShapeMismatch {
+            method: "transform",
+            expected: 6,
+            found: 5
+        })
     ));
     assert!(matches!(
         model.inverse_transform(narrow.view()),
-        Err(PcaError::ShapeMismatch { method: "inverse_transform", expected: 3, found: 5 })
+        Err(PcaError::ShapeMismatch {
+            method: "inverse_transform",
+            expected: 3,
+            found: 5
+        })
     ));
     // Errors print the parameter at fault.
     let message = Pca::new(9).fit(data().view()).unwrap_err().to_string();

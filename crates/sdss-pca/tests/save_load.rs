@@ -35,7 +35,10 @@ fn round_trip_preserves_the_model_and_its_projection() {
     assert_eq!(back.svd_solver(), model.svd_solver());
     assert!(back.whiten());
     let new = x.slice(ndarray::s![..7, ..]).mapv(|v| v * 0.9 + 0.01);
-    assert_eq!(back.transform(new.view()).unwrap(), model.transform(new.view()).unwrap());
+    assert_eq!(
+        back.transform(new.view()).unwrap(),
+        model.transform(new.view()).unwrap()
+    );
 
     // The components file is a plain float32 (4, 12) array.
     let comps = sdss_io::npy::read_npy(folder.join("components.npy")).unwrap();

@@ -9,7 +9,8 @@ use rayon::prelude::*;
 use sdss_pca::{Pca, SvdSolver};
 
 fn load_pixels() -> Array2<f32> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sdss-6437/images");
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sdss-6437/images");
     let rows: Vec<Vec<f32>> = (0..6437)
         .into_par_iter()
         .map(|i| {
@@ -34,5 +35,8 @@ fn pixels_250_components_explain_93_52_percent() {
     println!("250 components of the 6437 SDSS images explain {ratio:.6} of the variance");
     assert!(ratio >= 0.9352, "explained variance {ratio} < 0.9352");
     // Not above the exact solver's value (scikit-learn 1.9, float32: 0.93537), beyond rounding.
-    assert!(ratio <= 0.93537 + 2e-5, "explained variance {ratio} above the exact 0.93537");
+    assert!(
+        ratio <= 0.93537 + 2e-5,
+        "explained variance {ratio} above the exact 0.93537"
+    );
 }

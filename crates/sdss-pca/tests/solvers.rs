@@ -22,19 +22,30 @@ fn low_rank(n: usize, p: usize, rank: usize, noise: f64, seed: u64) -> Array2<f6
 }
 
 fn max_diff(a: ndarray::ArrayView2<f64>, b: ndarray::ArrayView2<f64>) -> f64 {
-    a.iter().zip(b.iter()).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+    a.iter()
+        .zip(b.iter())
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
 }
 
 #[test]
 fn randomized_agrees_with_full_in_both_orientations() {
     for (n, p) in [(120, 700), (700, 150)] {
         let x = low_rank(n, p, 15, 0.05, 1);
-        let exact = Pca::new(10).svd_solver(SvdSolver::Full).fit(x.view()).unwrap();
-        let fast = Pca::new(10).svd_solver(SvdSolver::Randomized).fit(x.view()).unwrap();
+        let exact = Pca::new(10)
+            .svd_solver(SvdSolver::Full)
+            .fit(x.view())
+            .unwrap();
+        let fast = Pca::new(10)
+            .svd_solver(SvdSolver::Randomized)
+            .fit(x.view())
+            .unwrap();
         assert_eq!(fast.svd_solver(), SvdSolver::Randomized);
-        let diff = (fast.total_explained_variance_ratio() - exact.total_explained_variance_ratio())
-            .abs();
-        assert!(diff < 1e-6, "{n}x{p}: explained variance differs by {diff:e}");
+        let diff =
+            (fast.total_explained_variance_ratio() - exact.total_explained_variance_ratio()).abs();
+        assert!(
+            diff < 1e-6,
+            "{n}x{p}: explained variance differs by {diff:e}"
+        );
         for (a, b) in fast
             .explained_variance_ratio()
             .iter()
@@ -48,26 +59,41 @@ fn randomized_agrees_with_full_in_both_orientations() {
             exact.components().slice(s![..5, ..]),
         );
         assert!(d < 1e-4, "{n}x{p}: components differ by {d:e}");
-        // fit_transform (U S) agrees with transform.
+        // fit_transform returns U S, as scikit-learn's does; for a truncated randomized SVD
+        // that equals transform's X V only up to the approximation's residual.
         let (_, direct) = Pca::new(10)
             .svd_solver(SvdSolver::Randomized)
             .fit_transform(x.view())
             .unwrap();
         let projected = fast.transform(x.view()).unwrap();
-        assert!(max_diff(direct.view(), projected.view()) < 1e-8);
+        let scale = projected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let d = max_diff(direct.view(), projected.view());
+        assert!(
+            d < 1e-3 * scale,
+            "{n}x{p}: fit_transform vs transform differ by {d:e} (scale {scale})"
+        );
     }
 }
 
 #[test]
 fn covariance_eigh_agrees_with_full() {
     let x = low_rank(500, 30, 8, 0.1, 2);
-    let a = Pca::new(NComponents::All).svd_solver(SvdSolver::Full).fit(x.view()).unwrap();
+    let a = Pca::new(NComponents::All)
+        .svd_solver(SvdSolver::Full)
+        .fit(x.view())
+        .unwrap();
     let b = Pca::new(NComponents::All).fit(x.view()).unwrap();
     assert_eq!(b.svd_solver(), SvdSolver::CovarianceEigh);
     for (u, v) in a.explained_variance().iter().zip(b.explained_variance()) {
-        assert!((u - v).abs() < 1e-10 * a.explained_variance()[0], "{u} vs {v}");
+        assert!(
+            (u - v).abs() < 1e-10 * a.explained_variance()[0],
+            "{u} vs {v}"
+        );
     }
-    let d = max_diff(a.components().slice(s![..8, ..]), b.components().slice(s![..8, ..]));
+    let d = max_diff(
+        a.components().slice(s![..8, ..]),
+        b.components().slice(s![..8, ..]),
+    );
     assert!(d < 1e-8, "components differ by {d:e}");
     assert!((a.noise_variance() - b.noise_variance()).abs() < 1e-10);
 }
@@ -101,7 +127,11 @@ fn randomized_handles_rank_deficient_data() {
     for i in 0..6 {
         for j in 0..6 {
             let expected = if i == j { 1.0 } else { 0.0 };
-            assert!((gram[(i, j)] - expected).abs() < 1e-6, "gram[{i},{j}] = {}", gram[(i, j)]);
+            assert!(
+                (gram[(i, j)] - expected).abs() < 1e-6,
+                "gram[{i},{j}] = {}",
+                gram[(i, j)]
+            );
         }
     }
 }
@@ -110,10 +140,18 @@ fn randomized_handles_rank_deficient_data() {
 fn float32_and_float64_agree() {
     let x = low_rank(300, 40, 10, 0.05, 5);
     let x32 = x.mapv(|v| v as f32);
-    for solver in [SvdSolver::Full, SvdSolver::CovarianceEigh, SvdSolver::Randomized] {
+    for solver in [
+        SvdSolver::Full,
+        SvdSolver::CovarianceEigh,
+        SvdSolver::Randomized,
+    ] {
         let a = Pca::new(5).svd_solver(solver).fit(x.view()).unwrap();
         let b = Pca::new(5).svd_solver(solver).fit(x32.view()).unwrap();
-        for (u, v) in a.explained_variance_ratio().iter().zip(b.explained_variance_ratio()) {
+        for (u, v) in a
+            .explained_variance_ratio()
+            .iter()
+            .zip(b.explained_variance_ratio())
+        {
             assert!((u - *v as f64).abs() < 1e-5, "{solver}: {u} vs {v}");
         }
     }
@@ -123,8 +161,13 @@ fn float32_and_float64_agree() {
 fn inverse_transform_reconstructs_with_all_components() {
     let x = low_rank(50, 12, 12, 0.1, 6);
     for whiten in [false, true] {
-        let model = Pca::new(NComponents::All).whiten(whiten).fit(x.view()).unwrap();
-        let back = model.inverse_transform(model.transform(x.view()).unwrap().view()).unwrap();
+        let model = Pca::new(NComponents::All)
+            .whiten(whiten)
+            .fit(x.view())
+            .unwrap();
+        let back = model
+            .inverse_transform(model.transform(x.view()).unwrap().view())
+            .unwrap();
         let d = max_diff(back.view(), x.view());
         assert!(d < 1e-10, "whiten={whiten}: reconstruction error {d:e}");
     }
@@ -163,5 +206,8 @@ fn auto_follows_scikit_learn() {
     for (n, p, k, expected) in cases {
         assert_eq!(SvdSolver::Auto.resolve(n, p, k), expected, "{n}x{p} {k:?}");
     }
-    assert_eq!(SvdSolver::Full.resolve(6437, 128, Count(20)), SvdSolver::Full);
+    assert_eq!(
+        SvdSolver::Full.resolve(6437, 128, Count(20)),
+        SvdSolver::Full
+    );
 }
