@@ -257,28 +257,3 @@ fn wrong_image_shape_is_a_typed_error() {
     let images = Array4::<f32>::zeros((2, 44, 40, 3));
     assert!(model.features(images.view(), Tap::Dense).is_err());
 }
-
-/// Full-size check against a real sdss_CNN-shaped Keras file (21 MB, not committed): set
-/// `SDSS_CNN_FULL_H5` to the model, `SDSS_CNN_FULL_X` to raw little-endian f32 images (n, 80, 80, 3) and
-/// `SDSS_CNN_FULL_DENSE` to Keras's raw f32 `dense` outputs (n, 128) for them.
-#[test]
-#[ignore = "needs a full-size Keras file named by SDSS_CNN_FULL_H5 / _X / _DENSE"]
-fn full_size_keras_file() {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("set {k}"));
-    let read_f32 = |p: String| -> Vec<f32> {
-        std::fs::read(p)
-            .unwrap()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    };
-    let m = keras::read_keras_model(var("SDSS_CNN_FULL_H5")).unwrap();
-    assert_eq!(m.config, CnnConfig::default());
-    let x = read_f32(var("SDSS_CNN_FULL_X"));
-    let n = x.len() / (80 * 80 * 3);
-    let x = Array4::from_shape_vec((n, 80, 80, 3), x).unwrap();
-    let d = Array2::from_shape_vec((n, 128), read_f32(var("SDSS_CNN_FULL_DENSE"))).unwrap();
-    let model = CnnModel::new(m.config, m.weights).unwrap();
-    let e = rel_err(&model.features(x.view(), Tap::Dense).unwrap(), &d);
-    assert!(e <= TOLERANCE, "full-size dense tap: relative error {e:e}");
-}
