@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,8 @@ pub struct CutoutServer {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
+    /// Requests waiting for their answer to start now, and the most at once.
+    load: Arc<(AtomicUsize, AtomicUsize)>,
     accept: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -91,8 +93,9 @@ impl CutoutServer {
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let plan: Arc<Plan> = Arc::new(plan);
+        let load = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let accept = {
-            let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+            let (log, stop, load) = (Arc::clone(&log), Arc::clone(&stop), Arc::clone(&load));
             std::thread::spawn(move || {
                 let counts = Arc::new(Mutex::new(HashMap::<String, u32>::new()));
                 for stream in listener.incoming() {
@@ -100,11 +103,15 @@ impl CutoutServer {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
-                    let (log, plan, counts) =
-                        (Arc::clone(&log), Arc::clone(&plan), Arc::clone(&counts));
+                    let (log, plan, counts, load) = (
+                        Arc::clone(&log),
+                        Arc::clone(&plan),
+                        Arc::clone(&counts),
+                        Arc::clone(&load),
+                    );
                     std::thread::spawn(move || {
                         // A client that gives up early makes writes fail; that is part of the test.
-                        let _ = serve(stream, &*plan, &log, &counts);
+                        let _ = serve(stream, &*plan, &log, &counts, &load);
                     });
                 }
             })
@@ -113,6 +120,7 @@ impl CutoutServer {
             addr,
             log,
             stop,
+            load,
             accept: Some(accept),
         }
     }
@@ -125,6 +133,12 @@ impl CutoutServer {
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The most requests that were waiting for their answer at once (from the end of the request to the
+    /// first byte of the answer, so a client's next request cannot overlap its previous one here).
+    pub fn max_concurrent(&self) -> usize {
+        self.load.1.load(Ordering::SeqCst)
     }
 
     /// The requests whose `name` parameter equals `value`.
@@ -152,6 +166,7 @@ fn serve(
     plan: &Plan,
     log: &Mutex<Vec<Request>>,
     counts: &Mutex<HashMap<String, u32>>,
+    load: &(AtomicUsize, AtomicUsize),
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut first = String::new();
@@ -186,12 +201,27 @@ fn serve(
     if let Ok(mut l) = log.lock() {
         l.push(request.clone());
     }
+    let now = load.0.fetch_add(1, Ordering::SeqCst) + 1;
+    load.1.fetch_max(now, Ordering::SeqCst);
+    let answering = || {
+        load.0.fetch_sub(1, Ordering::SeqCst);
+    };
     let reply = plan(&request);
     let (w, h) = request.size();
-    respond(stream, &reply, w, h)
+    respond(stream, &reply, w, h, answering)
 }
 
-fn respond(mut s: TcpStream, reply: &Reply, w: u32, h: u32) -> std::io::Result<()> {
+fn respond(
+    mut s: TcpStream,
+    reply: &Reply,
+    w: u32,
+    h: u32,
+    answering: impl FnOnce(),
+) -> std::io::Result<()> {
+    if let Reply::Slow(d) | Reply::Silent(d) = reply {
+        std::thread::sleep(*d);
+    }
+    answering();
     let head = |status: &str, extra: &str, len: Option<usize>| {
         let len = len
             .map(|n| format!("Content-Length: {n}\r\n"))
@@ -201,9 +231,6 @@ fn respond(mut s: TcpStream, reply: &Reply, w: u32, h: u32) -> std::io::Result<(
     let jpeg_type = "Content-Type: image/jpeg\r\n";
     match reply {
         Reply::Jpeg | Reply::JpegOfSize(..) | Reply::Slow(_) => {
-            if let Reply::Slow(d) = reply {
-                std::thread::sleep(*d);
-            }
             let (w, h) = match reply {
                 Reply::JpegOfSize(w, h) => (*w, *h),
                 _ => (w, h),
@@ -274,7 +301,7 @@ fn respond(mut s: TcpStream, reply: &Reply, w: u32, h: u32) -> std::io::Result<(
             s.flush()?;
             std::thread::sleep(*d);
         }
-        Reply::Silent(d) => std::thread::sleep(*d),
+        Reply::Silent(_) => {}
     }
     s.flush()?;
     // Closing (dropping) the stream ends the body for the cut-short replies.
