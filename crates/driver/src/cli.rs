@@ -33,6 +33,8 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Score a clustering: internal metrics, and agreement with reference labels if given (JSON on stdout).
     Evaluate(EvaluateArgs),
+    /// Download the SDSS cutout of every galaxy of a catalogue (resumable; writes a manifest).
+    Fetch(crate::fetch::FetchArgs),
 }
 
 /// Which features describe each galaxy.

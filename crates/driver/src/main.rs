@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod fetch;
 mod input;
 mod pipeline;
 mod progress;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Some(Command::Pca(args)) => pca(&args),
         Some(Command::Cluster(args)) => cluster(&args),
         Some(Command::Evaluate(args)) => evaluate(&args),
+        Some(Command::Fetch(args)) => fetch::fetch(&args, progress),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
