@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -313,6 +313,7 @@ pub fn fetch_catalog(
         stop: AtomicBool::new(false),
         closed: RwLock::new(false),
         pause_until: Mutex::new(None),
+        attempts: (0..jobs.len()).map(|_| AtomicU32::new(0)).collect(),
     });
 
     progress.start(jobs.len());
@@ -371,7 +372,8 @@ pub fn fetch_catalog(
     let outcomes: Vec<Outcome> = outcomes
         .into_iter()
         .zip(jobs.iter())
-        .map(|(o, job)| {
+        .enumerate()
+        .map(|(i, (o, job))| {
             o.unwrap_or_else(|| {
                 let (status, error) = if cancelled {
                     (Status::Cancelled, FailReason::Cancelled)
@@ -381,7 +383,8 @@ pub fn fetch_catalog(
                         FailReason::Request("internal error: the download thread stopped".into()),
                     )
                 };
-                let outcome = job.outcome(status, 0, Some(error));
+                let attempts = shared.attempts[i].load(Ordering::SeqCst);
+                let outcome = job.outcome(status, attempts, Some(error));
                 progress.done(&outcome);
                 outcome
             })
@@ -474,6 +477,8 @@ struct Shared {
     closed: RwLock<bool>,
     /// After a 429 with Retry-After every worker holds off until then, not only the one that got it.
     pause_until: Mutex<Option<Instant>>,
+    /// Requests made per galaxy so far, for the manifest of a cancelled run.
+    attempts: Vec<AtomicU32>,
 }
 
 impl Shared {
@@ -535,6 +540,7 @@ fn process(
         }
         wait_for_pause(shared);
         attempt += 1;
+        shared.attempts[index].store(attempt, Ordering::SeqCst);
         let reason = match request(shared, job) {
             Ok(bytes) => {
                 let closed = shared.closed.read().unwrap_or_else(|e| e.into_inner());
@@ -802,6 +808,7 @@ fn write_manifest(path: &Path, out_dir: &Path, outcomes: &[Outcome]) -> Result<(
                 o.file.display().to_string()
             };
             let error = match (&o.error, &o.replaced) {
+                (Some(e), _) if e.to_string() == e.kind() => e.kind(),
                 (Some(e), _) => format!("{}: {e}", e.kind()),
                 (None, Some(r)) => format!("replaced an invalid file ({r})"),
                 (None, None) => String::new(),

@@ -443,6 +443,21 @@ fn cancellation_stops_promptly_and_leaves_no_partial_files() {
     assert_eq!(stray_files(&out, &report), Vec::<String>::new());
     let rows = manifest(&report.manifest);
     assert_eq!(rows["g05"]["status"], "cancelled");
+    assert_eq!(rows["g05"]["error"], "cancelled");
+    // The three in flight had made their request; the rest had not started.
+    let attempts: Vec<&str> = (2..12)
+        .map(|i| rows[&format!("g{i:02}")]["attempts"].as_str())
+        .collect();
+    assert_eq!(
+        attempts.iter().filter(|a| **a == "1").count(),
+        3,
+        "{attempts:?}"
+    );
+    assert_eq!(
+        attempts.iter().filter(|a| **a == "0").count(),
+        7,
+        "{attempts:?}"
+    );
     assert_eq!(rows["g00"]["status"], "downloaded");
     // Requests were bounded: three workers, no new request after the cancel.
     assert_eq!(server.requests().len(), 5);
