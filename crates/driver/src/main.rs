@@ -29,6 +29,9 @@ const FETCHED_GALAXIES: &str = concat!(
     "/../../fixtures/real-galaxies/images"
 );
 
+/// The fewest fetched galaxies the default run uses: the largest k of `config::DEFAULT_METHODS` (Ward 32).
+const MIN_FETCHED_GALAXIES: usize = 32;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.quiet);
@@ -81,7 +84,17 @@ fn run_default(progress: Progress) -> Result<()> {
     let fetched = Path::new(FETCHED_GALAXIES);
     let bundled = Path::new(BUNDLED_GALAXIES);
     let has_images = |p: &Path| sdss_io::folder::list_images(p).is_ok_and(|f| !f.is_empty());
-    let (images, truth) = if has_images(fetched) {
+    // A partial `cargo xtask fetch-fixtures` (interrupted, or galaxies the service could not serve) must
+    // not break the default run: Ward with k = 32 needs at least 32 images.
+    let fetched_count = sdss_io::folder::list_images(fetched).map_or(0, |f| f.len());
+    if (1..MIN_FETCHED_GALAXIES).contains(&fetched_count) {
+        tracing::warn!(
+            "{} holds only {fetched_count} images, fewer than the default methods need ({MIN_FETCHED_GALAXIES}); \
+             using the synthetic set (run `cargo xtask fetch-fixtures` again to fetch the rest)",
+            fetched.display()
+        );
+    }
+    let (images, truth) = if fetched_count >= MIN_FETCHED_GALAXIES {
         (
             fetched
                 .canonicalize()
