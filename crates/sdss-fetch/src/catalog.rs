@@ -134,10 +134,7 @@ fn parse_rows(path: &Path, rows: Vec<(usize, Vec<String>)>) -> Result<Vec<Galaxy
                 reasons.push(format!("dec {dec} outside [-90, 90]"));
             }
         }
-        let scale = match (
-            cols.scale.and_then(|i| get(i)),
-            cols.petro_r50.and_then(|i| get(i)),
-        ) {
+        let scale = match (cols.scale.and_then(get), cols.petro_r50.and_then(get)) {
             (Some(s), _) => positive(
                 number(Some(s), "scale", &mut reasons),
                 "scale",

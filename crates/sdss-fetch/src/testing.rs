@@ -315,7 +315,9 @@ fn respond(
 /// # Panics
 /// If JPEG encoding fails (it does not for sizes up to 65535).
 pub fn galaxy_jpeg(width: u32, height: u32) -> Vec<u8> {
-    static CACHE: Mutex<Vec<((u32, u32), Vec<u8>)>> = Mutex::new(Vec::new());
+    /// Encoded images by (width, height).
+    type Cache = Vec<((u32, u32), Vec<u8>)>;
+    static CACHE: Mutex<Cache> = Mutex::new(Vec::new());
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, bytes)) = cache.iter().find(|(k, _)| *k == (width, height)) {
         return bytes.clone();
