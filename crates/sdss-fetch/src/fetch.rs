@@ -285,7 +285,7 @@ pub fn fetch_catalog(
         source: e,
     })?;
     let manifest = options.manifest_path(out_dir);
-    remove_stale_temp_files(out_dir, galaxies)?;
+    remove_stale_temp_files(out_dir, galaxies, &manifest)?;
 
     let jobs: Arc<Vec<Job>> = Arc::new(
         galaxies
@@ -423,9 +423,19 @@ fn check_galaxies(galaxies: &[Galaxy]) -> Result<(), FetchError> {
     Ok(())
 }
 
-/// Removes `.<id>.jpg.tmp-*` files that a killed run left (see `sdss_io::atomic`).
-fn remove_stale_temp_files(out_dir: &Path, galaxies: &[Galaxy]) -> Result<(), FetchError> {
-    let names: HashSet<String> = galaxies.iter().map(Galaxy::file_name).collect();
+/// Removes the `.<id>.jpg.tmp-*` (and `.manifest.csv.tmp-*`) files that a killed run left (see
+/// `sdss_io::atomic`).
+fn remove_stale_temp_files(
+    out_dir: &Path,
+    galaxies: &[Galaxy],
+    manifest: &Path,
+) -> Result<(), FetchError> {
+    let mut names: HashSet<String> = galaxies.iter().map(Galaxy::file_name).collect();
+    if manifest.parent() == Some(out_dir) {
+        if let Some(name) = manifest.file_name() {
+            names.insert(name.to_string_lossy().into_owned());
+        }
+    }
     let entries = std::fs::read_dir(out_dir).map_err(|e| FetchError::OutputFolder {
         path: out_dir.to_owned(),
         source: e,
