@@ -35,6 +35,11 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Download the SDSS cutout of every galaxy of a catalogue (resumable; writes a manifest).
     Fetch(crate::fetch::FetchArgs),
+    /// Galaxies like given ones: their nearest neighbours in a feature matrix (CSV and galleries).
+    Similar(crate::similar::SimilarArgs),
+    /// Groups of duplicate galaxies: identical (or, with --threshold, nearly identical) features or
+    /// pixels.
+    Duplicates(crate::similar::DuplicatesArgs),
 }
 
 /// Which features describe each galaxy.

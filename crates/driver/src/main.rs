@@ -8,6 +8,7 @@ mod input;
 mod pipeline;
 mod progress;
 mod report;
+mod similar;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +45,8 @@ fn main() -> ExitCode {
         Some(Command::Cluster(args)) => cluster(&args),
         Some(Command::Evaluate(args)) => evaluate(&args),
         Some(Command::Fetch(args)) => fetch::fetch(&args, progress),
+        Some(Command::Similar(args)) => similar::similar(&args, &progress),
+        Some(Command::Duplicates(args)) => similar::duplicates(&args, &progress),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -58,9 +58,11 @@ mod duplicates;
 mod error;
 mod exact;
 mod ivf;
+mod synthetic;
 
 pub use common::{IdIndex, KnnGraph, Metric, Neighbor, NeighborIndex};
 pub use duplicates::{duplicates, UnionFind};
 pub use error::{NeighborError, Result};
 pub use exact::ExactIndex;
 pub use ivf::{IvfIndex, IvfParams};
+pub use synthetic::make_blobs;

@@ -51,3 +51,76 @@ pub fn grid(path: &Path, title: &str, tiles: &[Array3<f32>], highlight_first: bo
     }
     canvas.save_png(path)
 }
+
+/// Tiles per row of a [`captioned`] gallery.
+const CAPTIONED_COLUMNS: usize = 7;
+/// Caption lines under each tile of a [`captioned`] gallery.
+const CAPTION: u32 = 36;
+
+/// Draws `tiles` (each (H, W, 3) in [0, 1]) enlarged `zoom` times, each with a caption of up to two
+/// lines under it (e.g. the galaxy id and its distance), under `title`. The first tile (the query of a
+/// similarity search) gets an orange frame.
+pub fn captioned(
+    path: &Path,
+    title: &str,
+    tiles: &[(Array3<f32>, [String; 2])],
+    zoom: u32,
+) -> Result<()> {
+    register_font();
+    let zoom = zoom.max(1);
+    let (th, tw) = tiles
+        .first()
+        .map(|(t, _)| (t.dim().0 as u32 * zoom, t.dim().1 as u32 * zoom))
+        .unwrap_or((80 * zoom, 80 * zoom));
+    let gap = GAP * 2;
+    let columns = tiles.len().clamp(1, CAPTIONED_COLUMNS) as u32;
+    let rows = tiles.len().div_ceil(CAPTIONED_COLUMNS).max(1) as u32;
+    let width = (columns * (tw + gap) + gap).max(420);
+    let height = TITLE + rows * (th + CAPTION + gap) + gap;
+    let mut canvas = Canvas::new(width, height, [24, 24, 28]);
+    let origin = |i: usize| {
+        let (r, c) = (
+            (i / CAPTIONED_COLUMNS) as u32,
+            (i % CAPTIONED_COLUMNS) as u32,
+        );
+        (
+            (gap + c * (tw + gap)) as i64,
+            (TITLE + r * (th + CAPTION + gap)) as i64,
+        )
+    };
+    for (i, (tile, _)) in tiles.iter().enumerate() {
+        let (x, y) = origin(i);
+        canvas.blit(tile.view(), x, y, zoom);
+        if i == 0 {
+            canvas.outline(x, y, tw, th, 3, [255, 150, 30]);
+        }
+    }
+    {
+        let root =
+            BitMapBackend::with_buffer(&mut canvas.pixels, (width, height)).into_drawing_area();
+        let err = |e| anyhow!("cannot draw {}: {e}", path.display());
+        root.draw_text(
+            title,
+            &(FONT, 20).into_font().color(&WHITE),
+            (gap as i32 + 2, 10),
+        )
+        .map_err(err)?;
+        let style = (FONT, 14).into_font().color(&WHITE);
+        for (i, (_, caption)) in tiles.iter().enumerate() {
+            let (x, y) = origin(i);
+            for (line, text) in caption.iter().enumerate() {
+                // Long ids are cut rather than drawn over the neighbouring tile.
+                let max_chars = (tw / 8).max(4) as usize;
+                let shown: String = text.chars().take(max_chars).collect();
+                root.draw_text(
+                    &shown,
+                    &style,
+                    (x as i32, (y as u32 + th + 3 + 16 * line as u32) as i32),
+                )
+                .map_err(err)?;
+            }
+        }
+        root.present().map_err(err)?;
+    }
+    canvas.save_png(path)
+}
