@@ -1,12 +1,14 @@
 //! The estimator ([`Pca`]), its options and the fitted model ([`FittedPca`]).
 
+use faer::linalg::matmul::triangular::BlockStructure;
 use faer::prelude::ReborrowMut;
-use faer::{Mat, MatMut, MatRef, Side};
+use faer::{Accum, Mat, MatMut, MatRef, Side};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use rayon::prelude::*;
 
 use crate::linalg::{
     as_faer, as_faer_mut, check_finite, column_stats, convert, gaussian_matrix, mul, mul_into,
-    orthonormalize, svd_flip, to_array,
+    orthonormalize, par, svd_flip, to_array,
 };
 use crate::{PcaError, PcaFloat};
 
@@ -396,36 +398,70 @@ fn covariance_eigh<F: PcaFloat>(
 ) -> Result<Spectrum<F>, PcaError> {
     let (n, p) = x.dim();
     let mean_f: Vec<F> = mean.iter().map(|&m| F::of_f64(m)).collect();
-    let mut scatter = Mat::<F>::zeros(p, p);
-    let block_rows = GRAM_BLOCK_ROWS.min(n);
-    let mut block = Mat::<F>::zeros(block_rows, p);
-    let mut start = 0;
-    while start < n {
-        let end = (start + block_rows).min(n);
-        let rows = end - start;
-        for i in 0..rows {
-            let row = x.row(start + i);
-            for j in 0..p {
-                block[(i, j)] = row[j] - mean_f[j];
+    // Scatter matrix Aᵀ A of the centred data: each thread takes a contiguous share of the
+    // rows, centres them block by block and accumulates the lower triangle with sequential
+    // products; the shares are summed in a fixed order (deterministic on any thread count).
+    // One parallel product per block instead would spend most of its time synchronising
+    // threads when the data are as small as 6437 x 128.
+    let n_shares = rayon::current_num_threads().clamp(1, n.div_ceil(64));
+    let share = n.div_ceil(n_shares);
+    let partials: Vec<Mat<F>> = (0..n_shares)
+        .into_par_iter()
+        .map(|t| {
+            let (lo, hi) = (t * share, ((t + 1) * share).min(n));
+            let mut scatter = Mat::<F>::zeros(p, p);
+            let block_rows = GRAM_BLOCK_ROWS.min(hi.saturating_sub(lo)).max(1);
+            // Centred rows stored as the columns of a p x rows block: contiguous writes.
+            let mut block = Mat::<F>::zeros(p, block_rows);
+            let mut start = lo;
+            while start < hi {
+                let end = (start + block_rows).min(hi);
+                let rows = end - start;
+                for i in 0..rows {
+                    let row = x.row(start + i);
+                    let col = block.col_mut(i).try_as_col_major_mut();
+                    if let (Some(col), Some(r)) = (col, row.as_slice()) {
+                        for ((c, &v), &m) in col.as_slice_mut().iter_mut().zip(r).zip(&mean_f) {
+                            *c = v - m;
+                        }
+                    } else {
+                        for (j, (&v, &m)) in row.iter().zip(&mean_f).enumerate() {
+                            block[(j, i)] = v - m;
+                        }
+                    }
+                }
+                let b = block.as_ref().get(.., ..rows);
+                faer::linalg::matmul::triangular::matmul(
+                    scatter.as_mut(),
+                    BlockStructure::TriangularLower,
+                    if start == lo {
+                        Accum::Replace
+                    } else {
+                        Accum::Add
+                    },
+                    b,
+                    BlockStructure::Rectangular,
+                    b.transpose(),
+                    BlockStructure::Rectangular,
+                    F::of_f64(1.0),
+                    faer::Par::Seq,
+                );
+                start = end;
+            }
+            scatter
+        })
+        .collect();
+    let mut scatter = Mat::<f64>::zeros(p, p);
+    for part in &partials {
+        for j in 0..p {
+            for i in j..p {
+                scatter[(i, j)] += part[(i, j)].as_f64();
             }
         }
-        let b = block.as_ref().get(..rows, ..);
-        faer::linalg::matmul::matmul(
-            scatter.as_mut(),
-            if start == 0 {
-                faer::Accum::Replace
-            } else {
-                faer::Accum::Add
-            },
-            b.transpose(),
-            b,
-            F::of_f64(1.0),
-            crate::linalg::par(),
-        );
-        start = end;
     }
+    drop(partials);
     let denom = (n - 1) as f64;
-    let cov = Mat::<f64>::from_fn(p, p, |i, j| scatter[(i, j)].as_f64() / denom);
+    let cov = Mat::<f64>::from_fn(p, p, |i, j| scatter[(i.max(j), i.min(j))] / denom);
     drop(scatter);
     let eig =
         cov.as_ref()
@@ -578,10 +614,21 @@ fn randomized_svd<F: PcaFloat>(
     // Rayleigh-Ritz: B = Qᵀ A has Gram matrix B Bᵀ = Zᵀ Z (width x width), whose
     // eigenvectors H give A ≈ (Q H) Σ (Z H Σ⁻¹)ᵀ (or its transpose).
     let z = images.as_ref();
-    let gram = mul(z.transpose(), z);
-    let gram64 = Mat::<f64>::from_fn(width, width, |i, j| {
-        0.5 * (gram[(i, j)].as_f64() + gram[(j, i)].as_f64())
-    });
+    // Only the lower triangle of the symmetric Gram matrix is computed: half the flops of a
+    // full product, and Zᵀ Z is the largest product after the data passes.
+    let mut gram = Mat::<F>::zeros(width, width);
+    faer::linalg::matmul::triangular::matmul(
+        gram.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        z.transpose(),
+        BlockStructure::Rectangular,
+        z,
+        BlockStructure::Rectangular,
+        F::of_f64(1.0),
+        par(),
+    );
+    let gram64 = Mat::<f64>::from_fn(width, width, |i, j| gram[(i.max(j), i.min(j))].as_f64());
     drop(gram);
     let eig = gram64
         .as_ref()
