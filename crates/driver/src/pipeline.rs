@@ -13,10 +13,17 @@ use crate::cli::FeatureKind;
 use crate::config::{MethodSpec, PcaSize, RunConfig};
 use crate::input::{self, FeatureRequest, Galaxies, Input};
 use crate::progress::Progress;
-use crate::report::{dendrogram, gallery, html, plots};
+use crate::report::{browse, dendrogram, gallery, html, plots};
 
 /// Internal metrics are O(N²) in memory traffic for silhouette; above this many galaxies it is skipped.
 const SILHOUETTE_MAX_SAMPLES: usize = 20_000;
+
+/// Nearest neighbours per galaxy in the report's "browse by neighbour" pages and `neighbours.csv`.
+const REPORT_NEIGHBOURS: usize = 8;
+
+/// Up to this many galaxies the report's neighbours are exact; above, the approximate index is used
+/// (exact all-pairs search grows as N²).
+const EXACT_NEIGHBOURS_MAX: usize = 20_000;
 
 /// One fitted method and what was written for it.
 struct MethodRun {
@@ -226,6 +233,42 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         )?);
     }
     let report_seconds = t.elapsed().as_secs_f64();
+
+    // Nearest neighbours in the PCA space (where the clustering happened), for browsing by similarity.
+    let t = Instant::now();
+    let graph = neighbour_graph(reduced.view())?;
+    crate::similar::write_neighbours_csv(
+        &dir.join("neighbours.csv"),
+        &galaxies.ids,
+        (0..n).map(|i| (i, graph.neighbors(i).collect())),
+    )?;
+    let spinner = progress.spinner("neighbour pages");
+    browse::write(
+        &dir,
+        &browse::Browse {
+            ids: &galaxies.ids,
+            graph: &graph,
+            space: format!(
+                "Euclidean distance in the PCA space ({} components){}",
+                ratios.len(),
+                if n > EXACT_NEIGHBOURS_MAX {
+                    "; approximate search"
+                } else {
+                    ""
+                }
+            ),
+            clusterings: runs
+                .iter()
+                .map(|r| browse::Clustering {
+                    slug: &r.slug,
+                    labels: &r.clustering.labels,
+                })
+                .collect(),
+        },
+        |i| galaxies.thumbnail(i),
+    )?;
+    spinner.finish_and_clear();
+    let neighbours_seconds = t.elapsed().as_secs_f64();
     let mut facts = vec![
         ("galaxies".to_owned(), n.to_string()),
         (
@@ -269,6 +312,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         facts,
         pca_plot: "pca_variance.png".into(),
         methods: sections,
+        first_galaxy: Some(browse::galaxy_page(0)),
     };
     sdss_io::atomic::write_bytes_atomic(dir.join("index.html"), html::render(&page).as_bytes())?;
 
@@ -287,12 +331,27 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
                 "clustering": runs.iter().map(|r| (r.slug.clone(), r.seconds)).collect::<BTreeMap<_, _>>(),
                 "metrics": metrics_seconds,
                 "report": report_seconds,
+                "neighbours": neighbours_seconds,
                 "total": started.elapsed().as_secs_f64(),
             }
         }),
     )?;
     staging.commit()?;
     Ok(out)
+}
+
+/// The report's k-nearest-neighbour graph of the reduced features: exact up to
+/// [`EXACT_NEIGHBOURS_MAX`] galaxies, approximate above.
+fn neighbour_graph(reduced: ArrayView2<'_, f32>) -> Result<sdss_neighbors::KnnGraph> {
+    use sdss_neighbors::{ExactIndex, IvfIndex, Metric, NeighborIndex};
+    let n = reduced.nrows();
+    let k = REPORT_NEIGHBOURS.min(n.saturating_sub(1));
+    let graph = if n <= EXACT_NEIGHBOURS_MAX {
+        ExactIndex::new(reduced, Metric::Euclidean)?.knn_graph(k)?
+    } else {
+        IvfIndex::new(reduced, Metric::Euclidean)?.knn_graph(k)?
+    };
+    Ok(graph)
 }
 
 /// Silhouette, Calinski–Harabasz and Davies–Bouldin on the non-noise galaxies, where defined.
@@ -410,6 +469,7 @@ fn method_report(
             size: rows.len(),
             image: format!("gallery/{slug}/{file}"),
             exemplar: exemplar.map(|e| galaxies.ids[e].clone()),
+            browse: Some(browse::cluster_page(slug, label)),
         });
         bar.inc(1);
     }

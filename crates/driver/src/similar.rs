@@ -166,7 +166,11 @@ pub fn similar(args: &SimilarArgs, progress: &Progress) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out {}: cannot create", args.out.display()))?;
     let csv = args.out.join("neighbours.csv");
-    write_neighbours_csv(&csv, ids.ids(), rows.iter().copied().zip(&results))?;
+    write_neighbours_csv(
+        &csv,
+        ids.ids(),
+        rows.iter().copied().zip(results.iter().cloned()),
+    )?;
 
     let pictures = Pictures::new(args.images.as_deref(), &x, ids.ids())?;
     let mut written = 0;
@@ -302,10 +306,10 @@ pub fn duplicates(args: &DuplicatesArgs, progress: &Progress) -> Result<()> {
 }
 
 /// Writes `query_id,rank,neighbor_id,distance` rows, ranks from 1.
-pub fn write_neighbours_csv<'a>(
+pub fn write_neighbours_csv(
     path: &Path,
     ids: &[String],
-    rows: impl IntoIterator<Item = (usize, &'a Vec<Neighbor>)>,
+    rows: impl IntoIterator<Item = (usize, Vec<Neighbor>)>,
 ) -> Result<()> {
     sdss_io::atomic::write_atomic(path, |w| {
         writeln!(w, "query_id,rank,neighbor_id,distance")?;
@@ -380,7 +384,7 @@ impl<'a> Pictures<'a> {
         }
         let d = x.ncols();
         let side = ((d / 3) as f64).sqrt().round() as usize;
-        if d % 3 == 0 && side * side * 3 == d && side >= 8 {
+        if d.is_multiple_of(3) && side * side * 3 == d && side >= 8 {
             let in_range = x.iter().all(|&v| (0.0..=1.0).contains(&v));
             if in_range {
                 return Ok(Some(Pictures::Pixels(x, side)));

@@ -72,6 +72,22 @@ fn report_loads_in_headless_chromium_with_all_images() {
         .expect("image count recorded");
     assert!(n_images > 10, "{n_images}");
 
+    // Browsing by neighbour: a galaxy's page and a cluster's page load every image, and the galaxy
+    // page links to its 8 neighbours' pages.
+    for page in ["galaxy/7.html", "browse/kmeans/cluster_0.html"] {
+        let url = format!("file://{}", out.join(page).display());
+        let dom = chromium(&["--virtual-time-budget=10000", "--dump-dom", &url]);
+        let dom = String::from_utf8_lossy(&dom.stdout);
+        assert!(
+            dom.contains("data-broken-images=\"0\""),
+            "{page}: broken images or script did not run:\n{}",
+            &dom[..dom.len().min(2000)]
+        );
+        if page.starts_with("galaxy/") {
+            assert_eq!(dom.matches("class=\"tile\" href=\"").count(), 8, "{page}");
+        }
+    }
+
     let shot = work.path().join("shot.png");
     let run = chromium(&[
         "--window-size=1200,1600",

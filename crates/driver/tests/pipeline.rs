@@ -113,6 +113,27 @@ fn default_run_outputs_are_consistent_and_reproducible() {
         assert!(out.join(src).is_file(), "index.html links to missing {src}");
     }
 
+    // Browsing by neighbour: every galaxy's 8 nearest neighbours in neighbours.csv, one page per
+    // galaxy and per cluster, and no link or image anywhere in the report that leads nowhere.
+    let csv = std::fs::read_to_string(out.join("neighbours.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 8 * n_images);
+    for (i, id) in ids.iter().enumerate() {
+        let mine = &rows[8 * i..8 * (i + 1)];
+        assert!(mine.iter().all(|r| r[0] == id && r[2] != id), "{id}");
+        let d: Vec<f32> = mine.iter().map(|r| r[3].parse().unwrap()).collect();
+        assert!(d.windows(2).all(|w| w[0] <= w[1]), "{id}: nearest first");
+    }
+    let pages = assert_links_resolve(&out);
+    assert!(
+        pages > n_images,
+        "{pages} pages reached from index.html: every galaxy's page is reachable"
+    );
+
     // The recorded configuration repeats the run exactly.
     let again = work.path().join("again");
     ok(
@@ -192,4 +213,37 @@ fn existing_output_is_refused_unless_forced_and_never_mixed() {
 
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// Follows every `href` and `src` from index.html through the report's own pages; panics on any
+/// that does not resolve to a file. Returns the number of pages visited.
+fn assert_links_resolve(out: &std::path::Path) -> usize {
+    use std::collections::BTreeSet;
+    let mut seen: BTreeSet<std::path::PathBuf> = BTreeSet::new();
+    let mut queue = vec![out.join("index.html")];
+    while let Some(page) = queue.pop() {
+        let page = page.canonicalize().unwrap();
+        if !seen.insert(page.clone()) {
+            continue;
+        }
+        let html = std::fs::read_to_string(&page).unwrap();
+        for attr in ["href=\"", "src=\""] {
+            for link in html.split(attr).skip(1).map(|s| &s[..s.find('"').unwrap()]) {
+                let file = link.split('#').next().unwrap();
+                if file.is_empty() {
+                    continue;
+                }
+                let target = page.parent().unwrap().join(file);
+                assert!(
+                    target.is_file(),
+                    "{} links to missing {link}",
+                    page.display()
+                );
+                if file.ends_with(".html") {
+                    queue.push(target);
+                }
+            }
+        }
+    }
+    seen.len()
 }

@@ -251,18 +251,31 @@ pub(crate) fn exact_distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
             .sum::<f64>()
             .sqrt(),
         Metric::Cosine => {
-            let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
-            for (&x, &y) in a.iter().zip(b) {
-                let (x, y) = (f64::from(x), f64::from(y));
-                dot += x * y;
-                na += x * x;
-                nb += y * y;
-            }
+            let na = a
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                .sqrt();
+            let nb = b
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                .sqrt();
             if na == 0.0 || nb == 0.0 {
-                1.0
-            } else {
-                (1.0 - dot / (na.sqrt() * nb.sqrt())).clamp(0.0, 2.0)
+                return 1.0;
             }
+            // 1 - cos = |a/|a| - b/|b||^2 / 2: summing squared differences keeps full precision for
+            // near-identical directions (exactly 0 for equal rows), where 1 - a.b/(|a||b|) cancels.
+            let half_sq: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(&x, &y)| {
+                    let t = f64::from(x) / na - f64::from(y) / nb;
+                    t * t
+                })
+                .sum::<f64>()
+                / 2.0;
+            half_sq.clamp(0.0, 2.0)
         }
     }
 }

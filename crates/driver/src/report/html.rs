@@ -12,6 +12,8 @@ pub struct ClusterEntry {
     pub image: String,
     /// Galaxy id of the exemplar (affinity propagation), shown first in the grid.
     pub exemplar: Option<String>,
+    /// Page listing every member, each linking to its nearest neighbours (relative path).
+    pub browse: Option<String>,
 }
 
 /// One method's section.
@@ -42,6 +44,8 @@ pub struct Page {
     pub pca_plot: String,
     /// Method sections.
     pub methods: Vec<MethodSection>,
+    /// Page of the first galaxy, where browsing by nearest neighbour starts (relative path).
+    pub first_galaxy: Option<String>,
 }
 
 fn esc(text: &str) -> String {
@@ -91,6 +95,9 @@ nav a {{ margin-right: 1em; }}
     for m in &page.methods {
         let _ = write!(out, r##"<a href="#{0}">{0}</a>"##, esc(&m.slug));
     }
+    if let Some(first) = &page.first_galaxy {
+        let _ = write!(out, "<a href=\"{}\">browse by neighbour</a>", esc(first));
+    }
     out.push_str("<a href=\"labels.csv\">labels.csv</a><a href=\"metrics.json\">metrics.json</a><a href=\"config.toml\">config.toml</a></nav>\n");
     facts_table(&mut out, &page.facts);
     let _ = writeln!(
@@ -131,9 +138,19 @@ nav a {{ margin-right: 1em; }}
                 .as_ref()
                 .map(|e| format!(" &middot; exemplar {}", esc(e)))
                 .unwrap_or_default();
+            let browse = c
+                .browse
+                .as_ref()
+                .map(|b| {
+                    format!(
+                        " &middot; <a href=\"{}\">members and neighbours</a>",
+                        esc(b)
+                    )
+                })
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "<div class=\"cluster\" id=\"{slug}-{label}\"><p><b>{name}</b> &middot; {size} galaxies{exemplar}</p><a href=\"{img}\"><img src=\"{img}\" alt=\"{name}\"></a></div>",
+                "<div class=\"cluster\" id=\"{slug}-{label}\"><p><b>{name}</b> &middot; {size} galaxies{exemplar}{browse}</p><a href=\"{img}\"><img src=\"{img}\" alt=\"{name}\"></a></div>",
                 slug = esc(&m.slug),
                 label = c.label,
                 size = c.size,

@@ -1,5 +1,6 @@
 //! The report a run leaves in its output folder: plots, galleries, dendrograms and `index.html`.
 
+pub mod browse;
 pub mod dendrogram;
 pub mod draw;
 pub mod gallery;
