@@ -58,5 +58,6 @@ pub use error::PcaError;
 pub use float::PcaFloat;
 pub use io::MODEL_JSON;
 pub use pca::{
-    FittedPca, NComponents, Pca, SvdSolver, DEFAULT_ITERATED_POWER, DEFAULT_N_OVERSAMPLES,
+    krylov_block_width, FittedPca, NComponents, Pca, SvdSolver, DEFAULT_ITERATED_POWER,
+    DEFAULT_N_OVERSAMPLES,
 };

@@ -49,9 +49,11 @@ pub enum SvdSolver {
     Full,
     /// Exact eigendecomposition of the covariance matrix: fast when features are few.
     CovarianceEigh,
-    /// Randomized truncated SVD (Halko et al. 2011): a seeded Gaussian block of
-    /// `n_components + n_oversamples` vectors, `iterated_power` power iterations whose iterates
-    /// are all kept (block Krylov), then an exact SVD of the data projected on that basis.
+    /// Randomized truncated SVD (Halko et al. 2011) in its block Krylov form: a seeded Gaussian
+    /// block, `iterated_power` power iterations whose iterates are all kept, then an exact SVD
+    /// of the data projected on that basis. The blocks are narrower than scikit-learn's
+    /// `n_components + n_oversamples` (see [`krylov_block_width`]), so the basis holds
+    /// `(iterated_power + 1)` blocks of about 2/5 of that.
     Randomized,
 }
 
@@ -142,17 +144,18 @@ impl Pca {
         self
     }
 
-    /// Extra random vectors per block of the randomized solver beyond `n_components`
-    /// (default [`DEFAULT_N_OVERSAMPLES`] = 10, as scikit-learn).
+    /// Extra random vectors of the randomized solver beyond `n_components` (default
+    /// [`DEFAULT_N_OVERSAMPLES`] = 10, as scikit-learn); the block width follows from
+    /// `n_components + n_oversamples` (see [`krylov_block_width`]).
     pub fn n_oversamples(mut self, n_oversamples: usize) -> Self {
         self.n_oversamples = n_oversamples;
         self
     }
 
     /// Power iterations of the randomized solver: how many times the block Krylov basis is
-    /// extended by `A Aᵀ` (default [`DEFAULT_ITERATED_POWER`] = 3). Each costs two passes over
-    /// the data, like one of scikit-learn's power iterations; 0 gives the plain Halko range
-    /// finder.
+    /// extended by `A Aᵀ` (default [`DEFAULT_ITERATED_POWER`] = 6). Each costs two passes over
+    /// the data with one (narrow) block; 0 gives the plain Halko range finder with
+    /// `n_components + n_oversamples` vectors.
     pub fn iterated_power(mut self, iterated_power: usize) -> Self {
         self.iterated_power = iterated_power;
         self
@@ -316,11 +319,24 @@ impl Pca {
 /// Default power iterations (block Krylov steps) of the randomized solver.
 ///
 /// scikit-learn runs 7 power iterations (4 when n_components >= 10% of the smaller dimension)
-/// and keeps only the last block; this crate keeps every block (see [`SvdSolver::Randomized`]),
-/// so 3 steps, i.e. 8 passes over the data instead of 16, already match or beat scikit-learn's
-/// explained variance: on the 6437 SDSS images (19200 pixels, 250 components) 0.93536 against
-/// scikit-learn's 0.93523 and the exact 0.93537.
-pub const DEFAULT_ITERATED_POWER: usize = 3;
+/// on one block of `k + n_oversamples` vectors and keeps only the last iterate. This crate
+/// keeps every iterate (see [`SvdSolver::Randomized`]) and uses blocks of 2/5 of that width, so
+/// 6 steps build a basis of 2.8 (k + n_oversamples) vectors in 14 narrow passes, which cost
+/// as much as 5.6 of scikit-learn's. On the 6437 SDSS images (19200 pixels, 250 components)
+/// this explains 0.935357 of the variance, against scikit-learn's 0.93524 and the exact
+/// 0.93537; wider blocks with fewer steps reach no more for the same basis size.
+pub const DEFAULT_ITERATED_POWER: usize = 6;
+
+/// Width of each block of the randomized solver's Krylov basis for `target = n_components +
+/// n_oversamples` and `n_iter` power iterations: 2/5 of `target` (narrow blocks with more
+/// steps converge faster than wide blocks with fewer for the same number of data passes),
+/// but never so narrow that the whole basis, `(n_iter + 1)` blocks, holds fewer than `target`
+/// vectors; so `n_iter = 0` is the plain Halko range finder with `target` vectors.
+pub fn krylov_block_width(target: usize, n_iter: usize) -> usize {
+    let narrow = (2 * target).div_ceil(5);
+    let enough = target.div_ceil(n_iter.saturating_add(1));
+    narrow.max(enough).max(1)
+}
 
 /// Default oversampling of the randomized solver (scikit-learn's default too).
 pub const DEFAULT_N_OVERSAMPLES: usize = 10;
@@ -551,15 +567,15 @@ fn orthonormalize_against<F: PcaFloat>(basis: MatRef<'_, F>, block: MatRef<'_, F
 /// Halko, Martinsson, Shkolnisky & Tygert (2011, "An algorithm for the principal component
 /// analysis of large data sets"; analysed by Musco & Musco 2015).
 ///
-/// Like scikit-learn's randomized solver it starts from a seeded Gaussian block of
-/// `k + n_oversamples` vectors and applies `A Aᵀ` `n_iter` times (power iterations), but it
-/// keeps every iterate: the Rayleigh-Ritz step runs on the whole Krylov basis
-/// `[AΩ, (AAᵀ)AΩ, …, (AAᵀ)^q AΩ]` instead of the last block only. Each step costs the same two
-/// passes over the data as one of scikit-learn's power iterations, but the retained basis makes
-/// it converge much faster on slowly decaying spectra (the SDSS pixels: 3 steps here beat
-/// scikit-learn's 7). The basis lives in the smaller of the sample and feature spaces; the
-/// products with the data `Aᵀ Q` are kept, so the projected matrix `B = Qᵀ A` costs no
-/// extra pass.
+/// Like scikit-learn's randomized solver it starts from a seeded Gaussian block and applies
+/// `A Aᵀ` `n_iter` times (power iterations), but it keeps every iterate: the Rayleigh-Ritz
+/// step runs on the whole Krylov basis `[AΩ, (AAᵀ)AΩ, …, (AAᵀ)^q AΩ]` instead of the last
+/// block only, and the blocks are narrower ([`krylov_block_width`]). The retained basis makes
+/// it converge much faster on slowly decaying spectra (the SDSS pixels: 6 narrow steps, the
+/// data passes of 5.6 of scikit-learn's 7 wide ones, come within 2e-5 of the exact explained
+/// variance where scikit-learn stays 1.3e-4 short). The basis lives in the smaller of the
+/// sample and feature spaces; the products with the data `Aᵀ Q` are kept, so the projected
+/// matrix `B = Qᵀ A` costs no extra pass.
 fn randomized_svd<F: PcaFloat>(
     x: ArrayView2<'_, F>,
     mean: &[f64],
@@ -588,7 +604,7 @@ fn randomized_svd<F: PcaFloat>(
             centred_mul_into(dst, xm, mean, q)
         }
     };
-    let block_width = (k + n_oversamples).min(s_dim);
+    let block_width = krylov_block_width(k + n_oversamples, n_iter).min(s_dim);
     let max_width = (n_iter.saturating_add(1).saturating_mul(block_width)).min(s_dim);
     let mut basis = Mat::<F>::zeros(s_dim, max_width);
     // `images` holds Z = Aᵀ Q (or A Q): the projected matrix Bᵀ, built block by block.
@@ -867,6 +883,22 @@ mod tests {
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(json, format!("\"{}\"", s.as_str()));
             assert_eq!(serde_json::from_str::<SvdSolver>(&json).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn krylov_blocks_are_narrow_but_the_basis_is_never_short() {
+        // The default: 2/5 of k + n_oversamples, 7 blocks.
+        assert_eq!(krylov_block_width(260, 6), 104);
+        // Plain Halko range finder: one full-width block.
+        assert_eq!(krylov_block_width(260, 0), 260);
+        // One power iteration: two blocks must still hold k + n_oversamples vectors.
+        assert_eq!(krylov_block_width(260, 1), 130);
+        for target in 1..300 {
+            for q in 0..10 {
+                let w = krylov_block_width(target, q);
+                assert!(w >= 1 && w * (q + 1) >= target, "target {target}, q {q}");
+            }
         }
     }
 }
