@@ -270,15 +270,33 @@ impl ExactIndex {
         for tile in blocks_from(rows.start, rows.end, ROW_TILE) {
             self.gram_with(q, nq, &tile, &mut gram);
             let t = tile.len();
+            let xn = &self.sq_norms[tile.clone()];
             for (bi, s) in sel.iter_mut().enumerate() {
                 let g = &gram[bi * t..(bi + 1) * t];
-                let skip = exclude[bi];
-                for (jj, j) in tile.clone().enumerate() {
-                    let (lo, hi) = self.bounds(qn[bi], j, g[jj]);
-                    if lo > s.bound || skip == Some(j) {
-                        continue;
+                let skip = exclude[bi].and_then(|e| e.checked_sub(tile.start));
+                // The bounds of `bounds()`, written out per metric so that the loop stays branch-light:
+                // almost every row fails the first comparison once k good rows have been seen.
+                match self.metric {
+                    Metric::Euclidean => {
+                        let (a, b) = (1.0 - self.slack, 1.0 + self.slack);
+                        let qv = qn[bi];
+                        for (jj, (&gv, &xv)) in g.iter().zip(xn).enumerate() {
+                            let base = qv + xv;
+                            let lo = a * base - 2.0 * gv;
+                            if lo <= s.bound && skip != Some(jj) {
+                                s.push(lo, b * base - 2.0 * gv, tile.start + jj);
+                            }
+                        }
                     }
-                    s.push(lo, hi, j);
+                    Metric::Cosine => {
+                        let err = 2.0 * self.slack;
+                        for (jj, &gv) in g.iter().enumerate() {
+                            let lo = (1.0 - gv) - err;
+                            if lo <= s.bound && skip != Some(jj) {
+                                s.push(lo, (1.0 - gv) + err, tile.start + jj);
+                            }
+                        }
+                    }
                 }
             }
         }
