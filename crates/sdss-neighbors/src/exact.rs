@@ -467,9 +467,10 @@ impl Selector {
             .collect();
         exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         exact.truncate(self.k);
+        // By reference, so the candidates' buffer is not kept alive inside the result.
         exact
-            .into_iter()
-            .map(|(dist, index)| Neighbor {
+            .iter()
+            .map(|&(dist, index)| Neighbor {
                 index,
                 distance: dist as f32,
             })
