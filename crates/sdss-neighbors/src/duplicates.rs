@@ -1,7 +1,9 @@
 //! Groups of identical or near-identical rows: repeats in a survey sample distort clusters and leak
 //! across train/test splits.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use ndarray::ArrayView2;
 
@@ -29,22 +31,29 @@ pub fn duplicates(features: ArrayView2<'_, f32>, threshold: f32) -> Result<Vec<V
     check_matrix(features, "feature matrix")?;
     let n = features.nrows();
     let mut sets = UnionFind::new(n);
-    // Exact repeats first, by hashing: cheap, and the only pass needed for threshold 0.
-    let mut first_of: HashMap<Vec<u32>, usize> = HashMap::new();
+    // Exact repeats first, by hashing: cheap, and the only pass needed for threshold 0. Rows are
+    // hashed to 64 bits and compared in full only against the earlier distinct rows with the same hash,
+    // so no copy of the matrix is made (a pixel matrix can take gigabytes).
+    let mut buckets: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut distinct: Vec<usize> = Vec::new();
     for (i, row) in features.outer_iter().enumerate() {
-        // -0.0 + 0.0 == +0.0, so both zeros hash alike; NaN was rejected above.
-        let key: Vec<u32> = row.iter().map(|&v| (v + 0.0).to_bits()).collect();
-        match first_of.get(&key) {
+        let mut h = DefaultHasher::new();
+        for &v in row.iter() {
+            // -0.0 + 0.0 == +0.0, so both zeros hash and compare alike; NaN was rejected above.
+            (v + 0.0).to_bits().hash(&mut h);
+        }
+        let reps = buckets.entry(h.finish()).or_default();
+        match reps.iter().find(|&&j| features.row(j) == row) {
             Some(&j) => sets.union(i, j),
             None => {
-                first_of.insert(key, i);
+                reps.push(i);
+                distinct.push(i);
             }
         }
     }
     if threshold > 0.0 {
         // Only one representative of each exact group needs comparing.
-        let mut reps: Vec<usize> = first_of.into_values().collect();
-        reps.sort_unstable();
+        let reps = distinct;
         if reps.len() > 1 {
             let sub = features.select(ndarray::Axis(0), &reps);
             let index = ExactIndex::new(sub.view(), Metric::Euclidean)?;
