@@ -278,12 +278,6 @@ struct Bounds {
     lower: f64,
 }
 
-/// One chunk's share of an assignment step: the samples that changed cluster, as
-/// `(sample, from, to)`.
-struct Partial {
-    moves: Vec<(usize, usize, usize)>,
-}
-
 /// Per-cluster sums of the samples (k x d) and counts, kept in step with the labels.
 struct ClusterSums {
     sums: Array2<f64>,
@@ -353,7 +347,8 @@ fn assign(
     let xs = x.as_slice().unwrap_or(&[]); // standard layout, see `checked_f64`
     let cs = centers.as_standard_layout();
     let cs = cs.as_slice().unwrap_or(&[]); // just made standard layout
-    let parts: Vec<Partial> = state
+    // Per chunk, the samples that changed cluster as `(sample, from, to)`.
+    let parts: Vec<Vec<(usize, usize, usize)>> = state
         .par_chunks_mut(CHUNK)
         .enumerate()
         .map(|(c, chunk)| {
@@ -387,10 +382,10 @@ fn assign(
                     moves.push((i, old, b.label));
                 }
             }
-            Partial { moves }
+            moves
         })
         .collect();
-    parts.into_iter().flat_map(|p| p.moves).collect()
+    parts.concat()
 }
 
 /// Half the distance from each centre to its nearest other centre (`s(j)` in Hamerly's paper).
