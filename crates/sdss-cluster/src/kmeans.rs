@@ -347,6 +347,7 @@ fn assign(
     let xs = x.as_slice().unwrap_or(&[]); // standard layout, see `checked_f64`
     let cs = centers.as_standard_layout();
     let cs = cs.as_slice().unwrap_or(&[]); // just made standard layout
+
     // Per chunk, the samples that changed cluster as `(sample, from, to)`.
     let parts: Vec<Vec<(usize, usize, usize)>> = state
         .par_chunks_mut(CHUNK)
