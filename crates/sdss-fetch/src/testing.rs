@@ -88,6 +88,7 @@ impl CutoutServer {
     /// # Panics
     /// If no loopback port can be bound (test code).
     pub fn start(plan: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> CutoutServer {
+        // Test support only: a test without a loopback port cannot run, so failing loudly is right.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -334,6 +335,7 @@ pub fn galaxy_jpeg(width: u32, height: u32) -> Vec<u8> {
         ])
     });
     let mut out = Vec::new();
+    // Encoding a well-formed in-memory RGB8 image into a Vec cannot fail (no I/O, valid size).
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
         .encode_image(&img)
         .expect("JPEG encoding of an in-memory RGB image");
