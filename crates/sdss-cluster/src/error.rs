@@ -75,8 +75,8 @@ pub enum ClusterError {
         /// Number of samples.
         n_samples: usize,
     },
-    /// Not enough memory for a method's working matrices (affinity propagation needs three n x n).
-    #[error("cannot allocate {bytes} bytes for {what} (n = {n_samples}); affinity propagation needs 3 n^2 x 4 bytes")]
+    /// Not enough memory for a method's working matrices (affinity propagation needs one n x n).
+    #[error("cannot allocate {bytes} bytes for {what} (n = {n_samples}); affinity propagation needs 4 n^2 bytes for its similarity matrix")]
     OutOfMemory {
         /// What was being allocated.
         what: &'static str,
