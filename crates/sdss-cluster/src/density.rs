@@ -1,4 +1,5 @@
-//! Density-based clustering through petal-clustering: DBSCAN, HDBSCAN and OPTICS (noise = -1).
+//! Density-based clustering through petal-clustering: DBSCAN and OPTICS (noise = -1).
+//! HDBSCAN has its own module, at scikit-learn parity.
 //!
 //! petal-clustering returns a map from cluster id to member indices plus a noise list; here
 //! that becomes one label per sample, clusters renumbered in order of first appearance
@@ -7,9 +8,7 @@
 use std::collections::HashMap;
 
 use ndarray::{Array1, ArrayView2};
-use petal_clustering::{
-    Dbscan as PetalDbscan, Fit, HDbscan as PetalHdbscan, Optics as PetalOptics,
-};
+use petal_clustering::{Dbscan as PetalDbscan, Fit, Optics as PetalOptics};
 use petal_neighbors::distance::Euclidean;
 
 use crate::data::{checked_f64, relabel_first_appearance, Element};
@@ -103,70 +102,6 @@ impl Dbscan {
     }
 }
 
-/// HDBSCAN parameters (scikit-learn's defaults: `min_cluster_size` 5, `min_samples` = `min_cluster_size`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hdbscan {
-    /// Smallest group that counts as a cluster (>= 2).
-    pub min_cluster_size: usize,
-    /// Neighbours used for the core distance (>= 1); `None` means `min_cluster_size`.
-    pub min_samples: Option<usize>,
-    /// Distance scaling of the mutual-reachability graph (> 0). Default 1.
-    pub alpha: f64,
-    /// Build the minimum spanning tree with Boruvka's algorithm on a ball tree (faster) instead of Prim's.
-    pub boruvka: bool,
-}
-
-impl Default for Hdbscan {
-    fn default() -> Self {
-        Self {
-            min_cluster_size: 5,
-            min_samples: None,
-            alpha: 1.0,
-            boruvka: true,
-        }
-    }
-}
-
-impl Hdbscan {
-    /// Checks the parameters.
-    pub fn validate(&self) -> Result<()> {
-        if self.min_cluster_size < 2 {
-            return Err(invalid(
-                "min_cluster_size",
-                self.min_cluster_size,
-                "must be >= 2",
-            ));
-        }
-        if let Some(m) = self.min_samples {
-            check_min_samples(m)?;
-        }
-        if !(self.alpha > 0.0 && self.alpha.is_finite()) {
-            return Err(invalid("alpha", self.alpha, "must be a finite number > 0"));
-        }
-        Ok(())
-    }
-
-    /// Clusters the rows of `x`; samples outside every stable cluster are labelled `-1`.
-    ///
-    /// `min_samples` larger than the number of samples is clamped to it (the core distance
-    /// then is the distance to the farthest sample).
-    pub fn fit<T: Element>(&self, x: ArrayView2<'_, T>) -> Result<Clustering> {
-        self.validate()?;
-        let x = checked_f64(x)?;
-        let n = x.nrows();
-        let min_samples = self.min_samples.unwrap_or(self.min_cluster_size).min(n);
-        let mut model = PetalHdbscan {
-            alpha: self.alpha,
-            min_samples,
-            min_cluster_size: self.min_cluster_size,
-            metric: Euclidean::default(),
-            boruvka: self.boruvka,
-        };
-        let (clusters, _noise, _scores) = model.fit(&x, None);
-        Ok(to_clustering("hdbscan", n, clusters))
-    }
-}
-
 /// OPTICS parameters; clusters are extracted DBSCAN-style at `eps` (petal-clustering's extraction).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Optics {
@@ -249,19 +184,6 @@ mod tests {
     }
 
     #[test]
-    fn hdbscan_two_groups() {
-        let x = data();
-        let h = Hdbscan {
-            min_cluster_size: 3,
-            min_samples: Some(2),
-            ..Default::default()
-        };
-        let r = h.fit(x.view()).unwrap();
-        assert_eq!(r.n_clusters, 2);
-        assert_eq!(&r.labels.to_vec()[..8], &[0, 0, 0, 0, 1, 1, 1, 1]);
-    }
-
-    #[test]
     fn bad_parameters() {
         let x = data();
         assert!(Dbscan {
@@ -279,12 +201,6 @@ mod tests {
         assert!(Optics {
             eps: 1.0,
             min_samples: 0
-        }
-        .fit(x.view())
-        .is_err());
-        assert!(Hdbscan {
-            min_cluster_size: 1,
-            ..Default::default()
         }
         .fit(x.view())
         .is_err());

@@ -32,6 +32,7 @@ mod agglomerative;
 mod data;
 mod density;
 mod error;
+mod hdbscan;
 mod kmeans;
 mod method;
 pub mod metrics;
@@ -41,8 +42,9 @@ mod result;
 pub use affinity::AffinityPropagation;
 pub use agglomerative::{Agglomerative, Cut, LinkageMethod};
 pub use data::Element;
-pub use density::{Dbscan, Hdbscan, Optics};
+pub use density::{Dbscan, Optics};
 pub use error::{ClusterError, Result};
+pub use hdbscan::Hdbscan;
 pub use kmeans::{KMeans, KMeansInit};
 pub use method::{ClusterMethod, Clusterer};
 pub use metrics::{

@@ -6,8 +6,9 @@ use ndarray::ArrayView2;
 use crate::affinity::AffinityPropagation;
 use crate::agglomerative::{Agglomerative, Cut, LinkageMethod};
 use crate::data::Element;
-use crate::density::{Dbscan, Hdbscan, Optics};
+use crate::density::{Dbscan, Optics};
 use crate::error::{ClusterError, Result};
+use crate::hdbscan::Hdbscan;
 use crate::kmeans::{KMeans, KMeansInit};
 use crate::result::Clustering;
 
@@ -66,7 +67,8 @@ const AP_KEYS: &str = "damping, max_iter, convergence_iter, preference, seed";
 const AGGLO_KEYS: &str =
     "k (or n_clusters), distance_threshold, linkage (ward|average|complete|single)";
 const DBSCAN_KEYS: &str = "eps, min_samples";
-const HDBSCAN_KEYS: &str = "min_cluster_size, min_samples, alpha, boruvka (true|false)";
+const HDBSCAN_KEYS: &str =
+    "min_cluster_size, min_samples, alpha, allow_single_cluster (true|false)";
 
 fn parse<V: std::str::FromStr>(name: &'static str, value: &str) -> Result<V> {
     value
@@ -100,7 +102,7 @@ impl ClusterMethod {
     /// - affinity-propagation: `damping`, `max_iter`, `convergence_iter`, `preference`, `seed`
     /// - agglomerative: `k`/`n_clusters` or `distance_threshold`, `linkage` (`ward`|`average`|`complete`|`single`)
     /// - dbscan, optics: `eps`, `min_samples`
-    /// - hdbscan: `min_cluster_size`, `min_samples`, `alpha`, `boruvka`
+    /// - hdbscan: `min_cluster_size`, `min_samples`, `alpha`, `allow_single_cluster`
     ///
     /// ```
     /// use sdss_cluster::ClusterMethod;
@@ -209,7 +211,9 @@ impl ClusterMethod {
                         "min_cluster_size" => m.min_cluster_size = parse("min_cluster_size", v)?,
                         "min_samples" => m.min_samples = Some(parse("min_samples", v)?),
                         "alpha" => m.alpha = parse("alpha", v)?,
-                        "boruvka" => m.boruvka = parse("boruvka", v)?,
+                        "allow_single_cluster" => {
+                            m.allow_single_cluster = parse("allow_single_cluster", v)?
+                        }
                         other => return Err(unknown("hdbscan", other, HDBSCAN_KEYS)),
                     }
                 }

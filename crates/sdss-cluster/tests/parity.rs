@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2};
 use sdss_cluster::{
     adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score,
     normalized_mutual_info_score, silhouette_samples, silhouette_score, AffinityPropagation,
-    Agglomerative, Cut, KMeans, LinkageMethod,
+    Agglomerative, Cut, Hdbscan, KMeans, LinkageMethod,
 };
 use serde_json::Value;
 
@@ -184,6 +184,41 @@ fn affinity_propagation_matches_scikit_learn_exactly_on_fixture() {
     }
 }
 
+/// HDBSCAN equals scikit-learn's exactly when scikit-learn sorts its tied spanning-tree edges
+/// stably (its default unstable sort orders ties by NumPy build and CPU), and stays within
+/// ARI 0.99 of the stock output.
+#[test]
+fn hdbscan_labels_equal_scikit_learn_on_fixture() {
+    let x = blobs();
+    let cases = json("hdbscan.json");
+    let as_labels = |v: &Value| -> Array1<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect()
+    };
+    for (name, case) in cases.as_object().unwrap() {
+        let h = Hdbscan {
+            min_cluster_size: case["min_cluster_size"].as_u64().unwrap() as usize,
+            min_samples: case["min_samples"].as_u64().map(|v| v as usize),
+            allow_single_cluster: case["allow_single_cluster"].as_bool().unwrap(),
+            ..Hdbscan::default()
+        };
+        let stable = as_labels(&case["labels_stable_ties"]);
+        let stock = as_labels(&case["labels"]);
+        let r = h.fit(x.view()).unwrap();
+        assert_eq!(r.labels, stable, "{name}");
+        assert_eq!(
+            r.n_clusters as i64,
+            stable.iter().max().unwrap() + 1,
+            "{name}"
+        );
+        let ari = adjusted_rand_score(stock.view(), r.labels.view()).unwrap();
+        assert!(ari >= 0.99, "{name}: ARI {ari} against stock scikit-learn");
+    }
+}
+
 #[test]
 fn kmeans_inertia_within_0_1_percent_of_scikit_learn() {
     let x = blobs();
@@ -226,6 +261,18 @@ fn real_affinity_propagation_reproduces_the_original_53_clusters() {
     assert_eq!(r.n_clusters, 53);
     let ari = adjusted_rand_score(original.view(), r.labels.view()).unwrap();
     assert!(ari >= 0.999, "ARI {ari}");
+}
+
+#[test]
+#[ignore = "needs ../shared"]
+fn real_hdbscan_equals_scikit_learn() {
+    let x = real_features();
+    let r = Hdbscan::default().fit(x.view()).unwrap();
+    assert_eq!(r.labels, labels("real_hdbscan5_labels_stable_ties.npy"));
+    assert_eq!(r.n_clusters, 22);
+    let stock = labels("real_hdbscan5_labels.npy");
+    let ari = adjusted_rand_score(stock.view(), r.labels.view()).unwrap();
+    assert!(ari >= 0.99, "ARI {ari} against stock scikit-learn");
 }
 
 #[test]
