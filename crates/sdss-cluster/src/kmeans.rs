@@ -312,18 +312,50 @@ impl ClusterSums {
     }
 }
 
+/// Centres feature-major (`t[f * padded + j]`), padded to whole 8-centre blocks, so one
+/// sample's distances to all centres vectorise across centres.
+struct CentersT {
+    t: Vec<f64>,
+    padded: usize,
+    k: usize,
+}
+
+const CENTER_LANES: usize = 8;
+
+impl CentersT {
+    fn new(cs: &[f64], k: usize, d: usize) -> Self {
+        let padded = k.div_ceil(CENTER_LANES) * CENTER_LANES;
+        let mut t = vec![0.0; padded * d];
+        for (j, c) in cs.chunks_exact(d.max(1)).enumerate() {
+            for (f, &v) in c.iter().enumerate() {
+                t[f * padded + j] = v;
+            }
+        }
+        Self { t, padded, k }
+    }
+}
+
 /// Exact nearest and second-nearest centre of `xi`: `(label, nearest, second)` distances.
 /// Ties go to the lowest centre index, as in a plain argmin.
-fn nearest_two(xi: &[f64], cs: &[f64], d: usize) -> (usize, f64, f64) {
+fn nearest_two(xi: &[f64], ct: &CentersT) -> (usize, f64, f64) {
     let (mut best, mut first, mut second) = (0usize, f64::INFINITY, f64::INFINITY);
-    for (j, c) in cs.chunks_exact(d.max(1)).enumerate() {
-        let dist = sq_dist(xi, c);
-        if dist < first {
-            second = first;
-            first = dist;
-            best = j;
-        } else if dist < second {
-            second = dist;
+    for block in (0..ct.padded).step_by(CENTER_LANES) {
+        let mut acc = [0.0f64; CENTER_LANES];
+        for (f, &xf) in xi.iter().enumerate() {
+            let row = &ct.t[f * ct.padded + block..f * ct.padded + block + CENTER_LANES];
+            for l in 0..CENTER_LANES {
+                let t = xf - row[l];
+                acc[l] += t * t;
+            }
+        }
+        for (l, &dist) in acc.iter().enumerate().take(ct.k - block.min(ct.k)) {
+            if dist < first {
+                second = first;
+                first = dist;
+                best = block + l;
+            } else if dist < second {
+                second = dist;
+            }
         }
     }
     (best, first.sqrt(), second.sqrt())
@@ -347,6 +379,7 @@ fn assign(
     let xs = x.as_slice().unwrap_or(&[]); // standard layout, see `checked_f64`
     let cs = centers.as_standard_layout();
     let cs = cs.as_slice().unwrap_or(&[]); // just made standard layout
+    let ct = CentersT::new(cs, centers.nrows(), d);
 
     // Per chunk, the samples that changed cluster as `(sample, from, to)`.
     let parts: Vec<Vec<(usize, usize, usize)>> = state
@@ -359,7 +392,7 @@ fn assign(
                 let xi = &xs[i * d..(i + 1) * d];
                 let old = b.label;
                 if exact {
-                    let (label, up, low) = nearest_two(xi, cs, d);
+                    let (label, up, low) = nearest_two(xi, &ct);
                     *b = Bounds {
                         label,
                         upper: up,
@@ -370,7 +403,7 @@ fn assign(
                     if b.upper > bound {
                         b.upper = sq_dist(xi, &cs[old * d..(old + 1) * d]).sqrt();
                         if b.upper > bound {
-                            let (label, up, low) = nearest_two(xi, cs, d);
+                            let (label, up, low) = nearest_two(xi, &ct);
                             *b = Bounds {
                                 label,
                                 upper: up,
