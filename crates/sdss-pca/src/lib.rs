@@ -53,6 +53,7 @@ mod float;
 mod io;
 mod linalg;
 mod pca;
+mod symeig;
 
 pub use error::PcaError;
 pub use float::PcaFloat;

@@ -10,6 +10,7 @@ use crate::linalg::{
     as_faer, as_faer_mut, check_finite, column_stats, convert, gaussian_matrix, mul, mul_into,
     orthonormalize, par, svd_flip, to_array,
 };
+use crate::symeig::SymmetricEigen;
 use crate::{PcaError, PcaFloat};
 
 /// How many components to keep (scikit-learn's `n_components`).
@@ -239,7 +240,7 @@ impl Pca {
         let stats = column_stats(x)?;
         let spectrum = match solver {
             SvdSolver::Full => full_svd(x, &stats.mean)?,
-            SvdSolver::CovarianceEigh => covariance_eigh(x, &stats.mean)?,
+            SvdSolver::CovarianceEigh => covariance_eigh(x, &stats.mean, self.n_components)?,
             SvdSolver::Randomized => {
                 let k = match self.n_components {
                     NComponents::Count(k) => k,
@@ -272,16 +273,13 @@ impl Pca {
         let denom = (n - 1) as f64;
         let ev: Vec<f64> = singular_values.iter().map(|s| s * s / denom).collect();
         let ratio: Vec<f64> = ev.iter().map(|v| v / total_var).collect();
-        let k = match self.n_components {
-            NComponents::Count(k) => k,
-            NComponents::All => n.min(p),
-            NComponents::VarianceFraction(f) => components_for_fraction(&ratio, f),
-        }
-        .min(singular_values.len());
+        let k = kept_components(self.n_components, n, p, &ratio).min(components.ncols());
         let max_rank = n.min(p);
         let noise_variance = if k >= max_rank {
             0.0
-        } else if solver == SvdSolver::Randomized {
+        } else if ev.len() < max_rank {
+            // Only the leading part of the spectrum was computed (randomized, or
+            // covariance_eigh with a count): the rest of the variance is what it leaves.
             (total_var - ev[..k].iter().sum::<f64>()) / (max_rank - k) as f64
         } else {
             ev[k..].iter().sum::<f64>() / (ev.len() - k) as f64
@@ -341,6 +339,17 @@ pub fn krylov_block_width(target: usize, n_iter: usize) -> usize {
 /// Default oversampling of the randomized solver (scikit-learn's default too).
 pub const DEFAULT_N_OVERSAMPLES: usize = 10;
 
+/// How many components a fit keeps, given the explained variance ratios of the computed
+/// spectrum (descending).
+fn kept_components(n_components: NComponents, n: usize, p: usize, ratio: &[f64]) -> usize {
+    match n_components {
+        NComponents::Count(k) => k,
+        NComponents::All => n.min(p),
+        NComponents::VarianceFraction(f) => components_for_fraction(ratio, f),
+    }
+    .min(ratio.len())
+}
+
 /// scikit-learn's rule: the fewest leading components whose cumulated ratio is strictly above
 /// `fraction` (`searchsorted(cumsum, fraction, side="right") + 1`), capped at the rank.
 fn components_for_fraction(ratio: &[f64], fraction: f64) -> usize {
@@ -357,9 +366,10 @@ fn components_for_fraction(ratio: &[f64], fraction: f64) -> usize {
     (below_or_equal + 1).min(ratio.len()).max(1)
 }
 
-/// What each solver returns: all computed singular values (descending), the matching right
-/// singular vectors as columns (n_features x m), optionally the left singular vectors
-/// (n_samples x m) and the total variance used for the ratios.
+/// What each solver returns: all computed singular values (descending), the right singular
+/// vectors of the leading ones as columns (n_features x m; `covariance_eigh` computes only
+/// those of the kept components), optionally the left singular vectors (n_samples x m) and
+/// the total variance used for the ratios.
 struct Spectrum<F: PcaFloat> {
     singular_values: Vec<f64>,
     components: Mat<F>,
@@ -411,6 +421,7 @@ const GRAM_BLOCK_ROWS: usize = 2048;
 fn covariance_eigh<F: PcaFloat>(
     x: ArrayView2<'_, F>,
     mean: &[f64],
+    n_components: NComponents,
 ) -> Result<Spectrum<F>, PcaError> {
     let (n, p) = x.dim();
     let mean_f: Vec<F> = mean.iter().map(|&m| F::of_f64(m)).collect();
@@ -467,31 +478,40 @@ fn covariance_eigh<F: PcaFloat>(
             scatter
         })
         .collect();
-    let mut scatter = Mat::<f64>::zeros(p, p);
+    // The scatter's lower triangle, summed in f64 and scaled to the covariance, column-major
+    // (the eigensolver reads only the lower triangle). Only the kept components' eigenvectors
+    // are computed (see `symeig`).
+    let denom = (n - 1) as f64;
+    let mut cov = vec![0.0f64; p * p];
     for part in &partials {
         for j in 0..p {
             for i in j..p {
-                scatter[(i, j)] += part[(i, j)].as_f64();
+                cov[j * p + i] += part[(i, j)].as_f64();
             }
         }
     }
     drop(partials);
-    let denom = (n - 1) as f64;
-    let cov = Mat::<f64>::from_fn(p, p, |i, j| scatter[(i.max(j), i.min(j))] / denom);
-    drop(scatter);
-    let eig =
-        cov.as_ref()
-            .self_adjoint_eigen(Side::Lower)
-            .map_err(|_| PcaError::NoConvergence {
-                what: "symmetric eigendecomposition",
-            })?;
-    // faer sorts eigenvalues ascending; PCA wants them descending.
-    let vals = eig.S().column_vector();
-    let vecs = eig.U();
-    let eigenvalues: Vec<f64> = (0..p).rev().map(|i| vals[i].max(0.0)).collect();
-    let mut v = Mat::<f64>::from_fn(p, p, |i, j| vecs[(i, p - 1 - j)]);
+    cov.iter_mut().for_each(|v| *v /= denom);
+    let eig = SymmetricEigen::new(p, cov);
+    // A count needs only the leading eigenpairs, the total variance being the trace (as
+    // `randomized` does); a fraction or `All` needs every eigenvalue. Tiny negative
+    // eigenvalues (rounding, rank-deficient data) are clipped as scikit-learn clips them.
+    let (eigenvalues, total_var, k) = match n_components {
+        NComponents::Count(k) if k < p => {
+            let values: Vec<f64> = eig.leading_values(k).iter().map(|v| v.max(0.0)).collect();
+            (values, eig.trace().max(0.0), k)
+        }
+        _ => {
+            let values: Vec<f64> = eig.leading_values(p).iter().map(|v| v.max(0.0)).collect();
+            let total: f64 = values.iter().sum();
+            let ratio: Vec<f64> = values.iter().map(|v| v / total).collect();
+            let k = kept_components(n_components, n, p, &ratio);
+            (values, total, k)
+        }
+    };
+    let z = eig.leading_vectors(&eigenvalues[..k]);
+    let mut v = Mat::<f64>::from_fn(p, k, |i, j| z[j * p + i]);
     svd_flip(None, v.as_mut());
-    let total_var = eigenvalues.iter().sum();
     Ok(Spectrum {
         singular_values: eigenvalues.iter().map(|e| (e * denom).sqrt()).collect(),
         components: convert(v.as_ref()),
@@ -786,7 +806,6 @@ impl<F: PcaFloat> FittedPca<F> {
                 found: x.ncols(),
             });
         }
-        check_finite(x)?;
         let k = self.n_components();
         let mut out = Array2::<F>::zeros((x.nrows(), k));
         if x.nrows() == 0 {
@@ -794,6 +813,16 @@ impl<F: PcaFloat> FittedPca<F> {
         }
         let comps = as_faer(self.components.view());
         mul_into(as_faer_mut(out.view_mut()), as_faer(x), comps.transpose());
+        // Input check on the output: a NaN or an infinity in a row of x always makes that row
+        // of the product non-finite (NaN and inf times anything, 0 included, are NaN or inf),
+        // and the product has k columns where x has n_features. Only then is x scanned, to
+        // name the culprit (finite input whose product overflows stays Ok, as before).
+        let product_finite = out
+            .as_slice_memory_order()
+            .is_some_and(|o| o.iter().all(|v| v.as_f64().is_finite()));
+        if !product_finite {
+            check_finite(x)?;
+        }
         // Centre after projecting (as scikit-learn does) so that x is never copied.
         let shift: Vec<f64> = (0..k)
             .map(|c| {
@@ -804,18 +833,23 @@ impl<F: PcaFloat> FittedPca<F> {
                     .sum()
             })
             .collect();
-        let scale: Vec<f64> = if self.whiten {
+        if self.whiten {
             // scikit-learn clips tiny variances to the dtype's epsilon to stay finite.
-            self.explained_variance
+            let scale: Vec<f64> = self
+                .explained_variance
                 .iter()
                 .map(|v| v.as_f64().sqrt().max(F::EPSILON_F64))
-                .collect()
+                .collect();
+            for mut row in out.axis_iter_mut(Axis(0)) {
+                for ((v, &sh), &sc) in row.iter_mut().zip(&shift).zip(&scale) {
+                    *v = F::of_f64((v.as_f64() - sh) / sc);
+                }
+            }
         } else {
-            vec![1.0; k]
-        };
-        for mut row in out.axis_iter_mut(Axis(0)) {
-            for (c, v) in row.iter_mut().enumerate() {
-                *v = F::of_f64((v.as_f64() - shift[c]) / scale[c]);
+            for mut row in out.axis_iter_mut(Axis(0)) {
+                for (v, &sh) in row.iter_mut().zip(&shift) {
+                    *v = F::of_f64(v.as_f64() - sh);
+                }
             }
         }
         Ok(out)
