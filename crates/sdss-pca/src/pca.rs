@@ -7,8 +7,8 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::linalg::{
-    as_faer, as_faer_mut, check_finite, column_stats, convert, gaussian_matrix, mul, mul_into,
-    orthonormalize, par, svd_flip, to_array,
+    as_faer, as_faer_mut, check_finite, column_stats, convert, find_non_finite, gaussian_matrix,
+    mul, mul_into, orthonormalize, par, svd_flip, to_array,
 };
 use crate::symeig::SymmetricEigen;
 use crate::{PcaError, PcaFloat};
@@ -237,32 +237,39 @@ impl Pca {
         self.validate(&x)?;
         let (n, p) = x.dim();
         let solver = self.svd_solver.resolve(n, p, self.n_components);
-        let stats = column_stats(x)?;
-        let spectrum = match solver {
-            SvdSolver::Full => full_svd(x, &stats.mean)?,
-            SvdSolver::CovarianceEigh => covariance_eigh(x, &stats.mean, self.n_components)?,
-            SvdSolver::Randomized => {
-                let k = match self.n_components {
-                    NComponents::Count(k) => k,
-                    NComponents::All => n.min(p),
-                    // `validate` rejected a fraction with the randomized solver; `Auto` never
-                    // resolves to randomized for a fraction.
-                    NComponents::VarianceFraction(f) => {
-                        return Err(PcaError::FractionNeedsExactSolver { fraction: f })
-                    }
-                };
-                randomized_svd(
-                    x,
-                    &stats.mean,
-                    k,
-                    self.n_oversamples,
-                    self.iterated_power,
-                    self.random_state,
-                    stats.total_var,
-                )?
-            }
-            // `resolve` never returns `Auto`.
-            SvdSolver::Auto => unreachable!("SvdSolver::resolve returned Auto"),
+        let (spectrum, mean) = if solver == SvdSolver::CovarianceEigh {
+            // One pass over the data gives the mean and the covariance together.
+            covariance_eigh(x, self.n_components)?
+        } else {
+            let stats = column_stats(x)?;
+            let spectrum = match solver {
+                SvdSolver::Full => full_svd(x, &stats.mean)?,
+                SvdSolver::Randomized => {
+                    let k = match self.n_components {
+                        NComponents::Count(k) => k,
+                        NComponents::All => n.min(p),
+                        // `validate` rejected a fraction with the randomized solver; `Auto`
+                        // never resolves to randomized for a fraction.
+                        NComponents::VarianceFraction(f) => {
+                            return Err(PcaError::FractionNeedsExactSolver { fraction: f })
+                        }
+                    };
+                    randomized_svd(
+                        x,
+                        &stats.mean,
+                        k,
+                        self.n_oversamples,
+                        self.iterated_power,
+                        self.random_state,
+                        stats.total_var,
+                    )?
+                }
+                // `resolve` never returns `Auto`; `CovarianceEigh` is handled above.
+                SvdSolver::Auto | SvdSolver::CovarianceEigh => {
+                    unreachable!("SvdSolver::resolve returned {solver}")
+                }
+            };
+            (spectrum, stats.mean)
         };
         let Spectrum {
             singular_values,
@@ -290,7 +297,7 @@ impl Pca {
             explained_variance: ev[..k].iter().map(|&v| F::of_f64(v)).collect(),
             explained_variance_ratio: ratio[..k].iter().map(|&v| F::of_f64(v)).collect(),
             singular_values: singular_values[..k].iter().map(|&v| F::of_f64(v)).collect(),
-            mean: stats.mean.iter().map(|&v| F::of_f64(v)).collect(),
+            mean: mean.iter().map(|&v| F::of_f64(v)).collect(),
             n_samples: n,
             noise_variance,
             whiten: self.whiten,
@@ -411,32 +418,52 @@ fn full_svd<F: PcaFloat>(x: ArrayView2<'_, F>, mean: &[f64]) -> Result<Spectrum<
 
 /// Rows per block when forming the covariance matrix: the centred block stays in cache-sized
 /// pieces instead of a full centred copy of the data.
-const GRAM_BLOCK_ROWS: usize = 2048;
+const GRAM_BLOCK_ROWS: usize = 512;
 
-/// Exact solver for few features: eigendecomposition of the covariance matrix.
+/// Rows sampled (evenly spread over the data) for the pilot mean of [`covariance_eigh`].
+const PILOT_ROWS: usize = 256;
+
+/// Exact solver for few features: eigendecomposition of the covariance matrix. Returns the
+/// column means as well, from the same single pass over the data.
 ///
-/// The scatter matrix is accumulated from centred row blocks (not as `XᵀX - n μμᵀ` as
-/// scikit-learn does), which avoids cancellation when the mean is large; the p x p
-/// eigendecomposition runs in f64.
+/// The scatter matrix is accumulated from row blocks centred on a pilot mean (the mean of
+/// [`PILOT_ROWS`] rows spread over the data), with the column sums of those centred values in
+/// f64 alongside; the exact scatter about the mean is then `S - n δ δᵀ`, δ the offset of the
+/// mean from the pilot. The pilot is within a fraction of a standard deviation of the mean,
+/// so the correction is small and nothing cancels, unlike scikit-learn's `XᵀX - n μμᵀ` when
+/// the mean is large. The p x p eigenproblem runs in f64 (see `symeig`).
 fn covariance_eigh<F: PcaFloat>(
     x: ArrayView2<'_, F>,
-    mean: &[f64],
     n_components: NComponents,
-) -> Result<Spectrum<F>, PcaError> {
+) -> Result<(Spectrum<F>, Vec<f64>), PcaError> {
     let (n, p) = x.dim();
-    let mean_f: Vec<F> = mean.iter().map(|&m| F::of_f64(m)).collect();
-    // Scatter matrix Aᵀ A of the centred data: each thread takes a contiguous share of the
+    let n_pilot = n.min(PILOT_ROWS);
+    let mut pilot = vec![0.0f64; p];
+    for t in 0..n_pilot {
+        for (acc, v) in pilot.iter_mut().zip(x.row(t * n / n_pilot).iter()) {
+            *acc += v.as_f64();
+        }
+    }
+    let mean_f: Vec<F> = pilot
+        .iter()
+        .map(|&s| F::of_f64(s / n_pilot as f64))
+        .collect();
+    // Scatter matrix of the pilot-centred data: each thread takes a contiguous share of the
     // rows, centres them block by block and accumulates the lower triangle with sequential
     // products; the shares are summed in a fixed order (deterministic on any thread count).
     // One parallel product per block instead would spend most of its time synchronising
     // threads when the data are as small as 6437 x 128.
     let n_shares = rayon::current_num_threads().clamp(1, n.div_ceil(64));
     let share = n.div_ceil(n_shares);
-    let partials: Vec<Mat<F>> = (0..n_shares)
+    let partials: Vec<(Mat<F>, Vec<f64>)> = (0..n_shares)
         .into_par_iter()
         .map(|t| {
             let (lo, hi) = (t * share, ((t + 1) * share).min(n));
             let mut scatter = Mat::<F>::zeros(p, p);
+            let mut sums = vec![0.0f64; p];
+            // Column sums of one block in F (values within a few standard deviations of 0, at
+            // most GRAM_BLOCK_ROWS of them: no precision lost that matters), then in f64.
+            let mut block_sums = vec![F::zero(); p];
             let block_rows = GRAM_BLOCK_ROWS.min(hi.saturating_sub(lo)).max(1);
             // Centred rows stored as the columns of a p x rows block: contiguous writes.
             let mut block = Mat::<F>::zeros(p, block_rows);
@@ -444,18 +471,32 @@ fn covariance_eigh<F: PcaFloat>(
             while start < hi {
                 let end = (start + block_rows).min(hi);
                 let rows = end - start;
+                block_sums.iter_mut().for_each(|s| *s = F::zero());
                 for i in 0..rows {
                     let row = x.row(start + i);
                     let col = block.col_mut(i).try_as_col_major_mut();
                     if let (Some(col), Some(r)) = (col, row.as_slice()) {
-                        for ((c, &v), &m) in col.as_slice_mut().iter_mut().zip(r).zip(&mean_f) {
-                            *c = v - m;
+                        for (((c, &v), &m), s) in col
+                            .as_slice_mut()
+                            .iter_mut()
+                            .zip(r)
+                            .zip(&mean_f)
+                            .zip(block_sums.iter_mut())
+                        {
+                            let d = v - m;
+                            *c = d;
+                            *s += d;
                         }
                     } else {
                         for (j, (&v, &m)) in row.iter().zip(&mean_f).enumerate() {
-                            block[(j, i)] = v - m;
+                            let d = v - m;
+                            block[(j, i)] = d;
+                            block_sums[j] += d;
                         }
                     }
+                }
+                for (s, b) in sums.iter_mut().zip(&block_sums) {
+                    *s += b.as_f64();
                 }
                 let b = block.as_ref().get(.., ..rows);
                 faer::linalg::matmul::triangular::matmul(
@@ -475,23 +516,39 @@ fn covariance_eigh<F: PcaFloat>(
                 );
                 start = end;
             }
-            scatter
+            (scatter, sums)
         })
         .collect();
-    // The scatter's lower triangle, summed in f64 and scaled to the covariance, column-major
-    // (the eigensolver reads only the lower triangle). Only the kept components' eigenvectors
-    // are computed (see `symeig`).
+    // The scatter's lower triangle and the column sums, summed in f64; the covariance about
+    // the mean, column-major (the eigensolver reads only the lower triangle). Only the kept
+    // components' eigenvectors are computed (see `symeig`).
+    let nf = n as f64;
     let denom = (n - 1) as f64;
+    let mut sums = vec![0.0f64; p];
     let mut cov = vec![0.0f64; p * p];
-    for part in &partials {
+    for (part, part_sums) in &partials {
         for j in 0..p {
+            sums[j] += part_sums[j];
             for i in j..p {
                 cov[j * p + i] += part[(i, j)].as_f64();
             }
         }
     }
     drop(partials);
-    cov.iter_mut().for_each(|v| *v /= denom);
+    // A NaN or infinity anywhere makes its column's sum or squared sum non-finite.
+    if (0..p).any(|j| !sums[j].is_finite() || !cov[j * p + j].is_finite()) {
+        return Err(find_non_finite(x).unwrap_or(PcaError::Overflow));
+    }
+    for j in 0..p {
+        for i in j..p {
+            cov[j * p + i] = (cov[j * p + i] - sums[i] * sums[j] / nf) / denom;
+        }
+    }
+    let mean: Vec<f64> = mean_f
+        .iter()
+        .zip(&sums)
+        .map(|(m, s)| m.as_f64() + s / nf)
+        .collect();
     let eig = SymmetricEigen::new(p, cov);
     // A count needs only the leading eigenpairs, the total variance being the trace (as
     // `randomized` does); a fraction or `All` needs every eigenvalue. Tiny negative
@@ -512,12 +569,13 @@ fn covariance_eigh<F: PcaFloat>(
     let z = eig.leading_vectors(&eigenvalues[..k]);
     let mut v = Mat::<f64>::from_fn(p, k, |i, j| z[j * p + i]);
     svd_flip(None, v.as_mut());
-    Ok(Spectrum {
+    let spectrum = Spectrum {
         singular_values: eigenvalues.iter().map(|e| (e * denom).sqrt()).collect(),
         components: convert(v.as_ref()),
         u: None,
         total_var,
-    })
+    };
+    Ok((spectrum, mean))
 }
 
 /// `dst = A W` for the implicitly centred `A = X - 1 μᵀ`: `X W - 1 (μᵀ W)`, so the data are

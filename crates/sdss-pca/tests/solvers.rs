@@ -211,3 +211,63 @@ fn auto_follows_scikit_learn() {
         SvdSolver::Full
     );
 }
+
+#[test]
+fn covariance_eigh_with_a_count_and_a_large_offset() {
+    // A count computes only the leading eigenpairs (total variance from the trace); a large
+    // offset and rows sorted by their first feature test the pilot-mean centring.
+    let mut x = low_rank(800, 40, 10, 0.1, 3);
+    x.mapv_inplace(|v| v + 1e4);
+    let mut rows: Vec<_> = x.rows().into_iter().map(|r| r.to_vec()).collect();
+    rows.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    let x = Array2::from_shape_vec((800, 40), rows.concat()).unwrap();
+    let exact = Pca::new(6)
+        .svd_solver(SvdSolver::Full)
+        .fit(x.view())
+        .unwrap();
+    let cov = Pca::new(6).fit(x.view()).unwrap();
+    assert_eq!(cov.svd_solver(), SvdSolver::CovarianceEigh);
+    let top = exact.explained_variance()[0];
+    for (u, v) in exact
+        .explained_variance()
+        .iter()
+        .zip(cov.explained_variance())
+    {
+        assert!((u - v).abs() < 1e-9 * top, "{u} vs {v}");
+    }
+    for (u, v) in exact
+        .explained_variance_ratio()
+        .iter()
+        .zip(cov.explained_variance_ratio())
+    {
+        assert!((u - v).abs() < 1e-10, "{u} vs {v}");
+    }
+    for (u, v) in exact.mean().iter().zip(cov.mean()) {
+        assert!((u - v).abs() < 1e-9, "mean {u} vs {v}");
+    }
+    let d = max_diff(exact.components(), cov.components());
+    assert!(d < 1e-7, "components differ by {d:e}");
+    let noise = (exact.noise_variance() - cov.noise_variance()).abs();
+    assert!(
+        noise < 1e-9 * exact.noise_variance(),
+        "noise variance {noise:e}"
+    );
+    // The same in f32 (products in f32, as scikit-learn's), against the f64 exact solver.
+    let x32 = x.mapv(|v| v as f32);
+    let cov32 = Pca::new(6).fit(x32.view()).unwrap();
+    for (u, v) in exact
+        .explained_variance_ratio()
+        .iter()
+        .zip(cov32.explained_variance_ratio())
+    {
+        assert!((u - *v as f64).abs() < 1e-5, "f32: {u} vs {v}");
+    }
+    let t64 = exact.transform(x.view()).unwrap();
+    let t32 = cov32.transform(x32.view()).unwrap().mapv(|v| v as f64);
+    let scale = t64.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let d = max_diff(t64.view(), t32.view());
+    assert!(
+        d < 1e-3 * scale,
+        "f32 transform differs by {d:e} (scale {scale})"
+    );
+}
