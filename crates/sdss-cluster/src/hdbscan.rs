@@ -117,7 +117,8 @@ impl Hdbscan {
 const LANES: usize = 8;
 
 /// The data feature-major: `t[f * stride + j]` is feature `f` of sample `j`, so one sample's
-/// distances to many vectorise. The stride is `n` rounded up to whole blocks.
+/// distances to many vectorise. The stride is `n` rounded up to whole blocks, plus one block
+/// so that a block may start anywhere below `n`.
 struct Columns {
     t: Vec<f64>,
     stride: usize,
@@ -127,7 +128,7 @@ struct Columns {
 impl Columns {
     fn new(x: &Array2<f64>) -> Self {
         let (n, d) = x.dim();
-        let stride = n.div_ceil(LANES) * LANES;
+        let stride = n.div_ceil(LANES) * LANES + LANES;
         let mut t = vec![0.0; stride * d];
         for ((j, f), &v) in x.indexed_iter() {
             t[f * stride + j] = v;
@@ -154,37 +155,90 @@ impl Columns {
 
 /// Distance from each sample to its `k`-th nearest sample, itself included (the first is
 /// itself at 0), like scikit-learn's `kneighbors(X, k)[0][:, -1]`.
+///
+/// Each pair is computed once: the rows are split into parts of about equal pair counts, each
+/// part scans its rows' pairs `(i, j > i)` into its own k-smallest lists for both samples, and
+/// the parts' lists are merged per sample. (Distances are symmetric to the bit: the squares
+/// of `a - b` and `b - a` are equal.)
 fn core_distances(x: &Array2<f64>, columns: &Columns, k: usize) -> Vec<f64> {
     let n = x.nrows();
-    (0..n)
-        .into_par_iter()
-        .map_init(
-            || Vec::with_capacity(k + 1),
-            |best: &mut Vec<f64>, i| {
-                let p = x.row(i).to_vec();
-                // The k smallest squared distances, ascending (k is small).
-                best.clear();
-                let mut bound = f64::INFINITY;
-                for start in (0..n).step_by(LANES) {
+    let parts = (rayon::current_num_threads() * 4).clamp(1, n);
+    // Row `i` has `n - 1 - i` pairs: cut where the cumulative count crosses each share.
+    let total = n * (n - 1) / 2;
+    let mut cuts = vec![0usize];
+    let mut acc = 0usize;
+    for i in 0..n {
+        acc += n - 1 - i;
+        if acc * parts >= total * cuts.len() && cuts.len() < parts {
+            cuts.push(i + 1);
+        }
+    }
+    cuts.push(n);
+    cuts.dedup();
+    let lists: Vec<Smallest> = cuts
+        .par_windows(2)
+        .map(|w| {
+            let mut lists = Smallest::new(n, k);
+            let mut p = vec![0.0f64; columns.d];
+            for i in w[0]..w[1] {
+                p.iter_mut().zip(x.row(i)).for_each(|(a, &b)| *a = b);
+                lists.offer(i, 0.0);
+                for start in (i + 1..n).step_by(LANES) {
                     let acc = columns.sq_dists(&p, start);
-                    if acc.iter().fold(f64::INFINITY, |m, &v| m.min(v)) >= bound {
-                        continue;
-                    }
-                    for &d in &acc[..LANES.min(n - start)] {
-                        if d < bound {
-                            let at = best.partition_point(|&b| b <= d);
-                            best.insert(at, d);
-                            best.truncate(k);
-                            if best.len() == k {
-                                bound = best[k - 1];
-                            }
-                        }
+                    for (l, &d) in acc[..LANES.min(n - start)].iter().enumerate() {
+                        lists.offer(i, d);
+                        lists.offer(start + l, d);
                     }
                 }
-                best[k - 1].sqrt()
-            },
-        )
+            }
+            lists
+        })
+        .collect();
+    (0..n)
+        .into_par_iter()
+        .map(|j| {
+            let mut merged: Vec<f64> = lists.iter().flat_map(|l| l.of(j)).copied().collect();
+            merged.sort_unstable_by(f64::total_cmp);
+            merged[k - 1].sqrt()
+        })
         .collect()
+}
+
+/// The `k` smallest values offered per sample, ascending.
+struct Smallest {
+    values: Vec<f64>,
+    len: Vec<usize>,
+    k: usize,
+}
+
+impl Smallest {
+    fn new(n: usize, k: usize) -> Self {
+        Self {
+            values: vec![f64::INFINITY; n * k],
+            len: vec![0; n],
+            k,
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, j: usize, d: f64) {
+        let list = &mut self.values[j * self.k..(j + 1) * self.k];
+        if d >= list[self.k - 1] {
+            return;
+        }
+        // Insertion into the sorted list; the largest value falls off the end.
+        let mut at = self.k - 1;
+        while at > 0 && list[at - 1] > d {
+            list[at] = list[at - 1];
+            at -= 1;
+        }
+        list[at] = d;
+        self.len[j] = (self.len[j] + 1).min(self.k);
+    }
+
+    fn of(&self, j: usize) -> &[f64] {
+        &self.values[j * self.k..j * self.k + self.len[j]]
+    }
 }
 
 /// The samples outside the spanning tree, compacted by swap-removal (ties are broken by
