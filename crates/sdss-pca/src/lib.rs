@@ -54,6 +54,7 @@ mod io;
 mod linalg;
 mod pca;
 mod symeig;
+mod syrk;
 
 pub use error::PcaError;
 pub use float::PcaFloat;

@@ -11,6 +11,10 @@
 //! Accuracy is that of any backward-stable method: eigenvalues within a few ulps of the
 //! matrix norm, eigenvectors within `eps ||A|| / gap`.
 
+use std::ops::Range;
+
+use rayon::prelude::*;
+
 /// A symmetric matrix reduced to tridiagonal form `T = Qᵀ A Q`.
 pub(crate) struct SymmetricEigen {
     n: usize,
@@ -49,9 +53,22 @@ impl SymmetricEigen {
         self.diag.iter().sum()
     }
 
-    /// The `k` largest eigenvalues, descending.
+    /// The `k` largest eigenvalues, descending. Groups of [`LANES`] ranks are bisected in
+    /// parallel.
     pub(crate) fn leading_values(&self, k: usize) -> Vec<f64> {
-        let mut values = leading_eigenvalues(&self.diag, &self.off, self.norm, k.min(self.n));
+        let k = k.min(self.n);
+        let chunks: Vec<usize> = (0..k).step_by(LANES).collect();
+        let mut values: Vec<f64> = chunks
+            .into_par_iter()
+            .flat_map_iter(|first| {
+                leading_eigenvalues(
+                    &self.diag,
+                    &self.off,
+                    self.norm,
+                    first..k.min(first + LANES),
+                )
+            })
+            .collect();
         // Bisection brackets each rank separately; equal eigenvalues may come out in either
         // order by an ulp.
         values.sort_by(|x, y| y.total_cmp(x));
@@ -60,42 +77,66 @@ impl SymmetricEigen {
 
     /// Unit eigenvectors for `values` (from [`Self::leading_values`], descending), as the
     /// columns of an n x k column-major buffer; their signs are arbitrary.
+    ///
+    /// As LAPACK's `dstein`: eigenvalues closer than `1e-3 ||T||` form a cluster whose vectors
+    /// are orthogonalised against each other, and equal eigenvalues are pulled apart by a few
+    /// ulps so that inverse iteration finds different vectors. Clusters are independent, so
+    /// they run in parallel, each back-transforming its own vectors.
     pub(crate) fn leading_vectors(&self, values: &[f64]) -> Vec<f64> {
         let n = self.n;
         let k = values.len().min(n);
-        let mut z = vec![0.0f64; n * k];
-        let lu = &mut TridiagonalLu::new(n);
         let eps = f64::EPSILON;
-        // As LAPACK's dstein: eigenvalues closer than `ortol` form a cluster whose vectors are
-        // orthogonalised against each other; equal eigenvalues are pulled apart by `pertol`
-        // so that inverse iteration finds different vectors.
         let ortol = 1e-3 * self.norm;
-        let mut cluster_start = 0usize;
-        let mut prev_shift = 0.0f64;
-        // A fixed pseudo-random start vector (deterministic results).
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut b = vec![0.0f64; n];
+        let mut shifts = Vec::with_capacity(k);
+        let mut clusters: Vec<(usize, usize)> = Vec::new();
         for j in 0..k {
             let mut shift = values[j];
+            if j == 0 || values[j - 1] - values[j] > ortol {
+                clusters.push((j, j + 1));
+            } else if let Some(last) = clusters.last_mut() {
+                last.1 = j + 1;
+            }
             if j > 0 {
-                if values[j - 1] - values[j] > ortol {
-                    cluster_start = j;
-                }
+                let prev: f64 = shifts[j - 1];
                 let pertol = 10.0 * (eps * shift).abs();
-                if prev_shift - shift < pertol {
-                    shift = prev_shift - pertol;
+                if prev - shift < pertol {
+                    shift = prev - pertol;
                 }
             }
-            prev_shift = shift;
-            // A zero matrix (constant data) has norm 0: any tolerance > 0 serves.
-            let tiny = if self.norm > 0.0 {
-                eps * self.norm
-            } else {
-                eps
-            };
+            shifts.push(shift);
+        }
+        let blocks: Vec<Vec<f64>> = clusters
+            .into_par_iter()
+            .map(|(lo, hi)| {
+                let mut z = self.cluster_vectors(&shifts[lo..hi], lo);
+                self.back_transform(&mut z, hi - lo);
+                z
+            })
+            .collect();
+        blocks.concat()
+    }
+
+    /// Inverse iteration for one cluster of (perturbed) eigenvalues `shifts`, the first of
+    /// rank `first`: tridiagonal eigenvectors as the columns of an n x len buffer.
+    fn cluster_vectors(&self, shifts: &[f64], first: usize) -> Vec<f64> {
+        let n = self.n;
+        let m = shifts.len();
+        let mut z = vec![0.0f64; n * m];
+        let lu = &mut TridiagonalLu::new(n);
+        // A zero matrix (constant data) has norm 0: any tolerance > 0 serves.
+        let tiny = if self.norm > 0.0 {
+            f64::EPSILON * self.norm
+        } else {
+            f64::EPSILON
+        };
+        let mut b = vec![0.0f64; n];
+        for (j, &shift) in shifts.iter().enumerate() {
             lu.factor(&self.diag, &self.off, shift, tiny);
+            // A pseudo-random start vector fixed by the rank (deterministic results, however
+            // the clusters are scheduled): xorshift64*, uniform in [-1, 1).
+            let mut seed = 0x2545_F491_4F6C_DD1Du64
+                ^ ((first + j) as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             for v in b.iter_mut() {
-                // xorshift64*: uniform in [-1, 1).
                 seed ^= seed >> 12;
                 seed ^= seed << 25;
                 seed ^= seed >> 27;
@@ -110,10 +151,10 @@ impl SymmetricEigen {
                     b.iter_mut().for_each(|v| *v /= scale);
                 }
                 lu.solve(&mut b);
-                for c in cluster_start..j {
+                for c in 0..j {
                     let zc = &z[c * n..(c + 1) * n];
-                    let d: f64 = zc.iter().zip(&b).map(|(x, y)| x * y).sum();
-                    b.iter_mut().zip(zc).for_each(|(v, x)| *v -= d * x);
+                    let d = dot(zc, &b);
+                    axpy(-d, zc, &mut b);
                 }
             }
             let norm = b.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -123,10 +164,9 @@ impl SymmetricEigen {
             } else {
                 // Cannot happen for a finite matrix (the perturbed pivots keep the solve
                 // finite and nonzero); fall back to a unit vector rather than NaN.
-                col[j.min(n - 1)] = 1.0;
+                col[(first + j).min(n - 1)] = 1.0;
             }
         }
-        self.back_transform(&mut z, k);
         z
     }
 
@@ -248,32 +288,37 @@ fn tridiagonalize_impl(n: usize, a: &mut [f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>
     (diag, off, tau)
 }
 
-/// The `k` largest eigenvalues (descending) of the symmetric tridiagonal matrix with diagonal
-/// `d` and sub-diagonal `e` (`e[i] = T[i + 1, i]`) of 1-norm `norm`, by bisection on Sturm
-/// counts as LAPACK's `dstebz`.
-fn leading_eigenvalues(d: &[f64], e: &[f64], norm: f64, k: usize) -> Vec<f64> {
+/// The eigenvalues of descending ranks `ranks` (0 = the largest) of the symmetric tridiagonal
+/// matrix with diagonal `d` and sub-diagonal `e` (`e[i] = T[i + 1, i]`) of 1-norm `norm`, by
+/// bisection on Sturm counts as LAPACK's `dstebz`.
+fn leading_eigenvalues(d: &[f64], e: &[f64], norm: f64, ranks: Range<usize>) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { leading_eigenvalues_avx2(d, e, norm, k) };
+        return unsafe { leading_eigenvalues_avx2(d, e, norm, ranks) };
     }
-    leading_eigenvalues_impl(d, e, norm, k)
+    leading_eigenvalues_impl(d, e, norm, ranks)
 }
 
 /// [`leading_eigenvalues`] compiled for AVX2 (the same results: IEEE division, subtraction and
 /// comparison are exact operations whatever the lane width).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn leading_eigenvalues_avx2(d: &[f64], e: &[f64], norm: f64, k: usize) -> Vec<f64> {
-    leading_eigenvalues_impl(d, e, norm, k)
+unsafe fn leading_eigenvalues_avx2(
+    d: &[f64],
+    e: &[f64],
+    norm: f64,
+    ranks: Range<usize>,
+) -> Vec<f64> {
+    leading_eigenvalues_impl(d, e, norm, ranks)
 }
 
 /// How many eigenvalues are bisected together: independent Sturm recurrences whose divisions
 /// the CPU overlaps (one recurrence alone waits on each division's latency).
-const LANES: usize = 8;
+const LANES: usize = 10;
 
 #[inline(always)]
-fn leading_eigenvalues_impl(d: &[f64], e: &[f64], norm: f64, k: usize) -> Vec<f64> {
+fn leading_eigenvalues_impl(d: &[f64], e: &[f64], norm: f64, ranks: Range<usize>) -> Vec<f64> {
     let n = d.len();
     let e2: Vec<f64> = e[..n.saturating_sub(1)].iter().map(|v| v * v).collect();
     // Smallest pivot allowed in the Sturm recurrence (dstebz's PIVMIN).
@@ -293,8 +338,9 @@ fn leading_eigenvalues_impl(d: &[f64], e: &[f64], norm: f64, k: usize) -> Vec<f6
     let width = (hi0 - lo0).max(f64::MIN_POSITIVE);
     let floor = (f64::EPSILON * tnorm).max(pivmin);
     let steps = ((width / floor).log2().ceil() as usize + 2).clamp(2, 2100);
-    let mut values = Vec::with_capacity(k);
-    for first in (0..k).step_by(LANES) {
+    let mut values = Vec::with_capacity(ranks.len());
+    let k = ranks.end.min(n);
+    for first in (ranks.start..k).step_by(LANES) {
         // Lane l looks for the eigenvalue of descending rank first + l, which has
         // n - 1 - rank eigenvalues below it.
         let mut below = [0usize; LANES];
@@ -452,6 +498,8 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut ca = a.chunks_exact(4);
     let mut cb = b.chunks_exact(4);
     for (x, y) in (&mut ca).zip(&mut cb) {
+        let x: [f64; 4] = [x[0], x[1], x[2], x[3]];
+        let y: [f64; 4] = [y[0], y[1], y[2], y[3]];
         for t in 0..4 {
             acc[t] += x[t] * y[t];
         }
@@ -481,10 +529,16 @@ fn axpy_dot(alpha: f64, a: &[f64], v: &[f64], y: &mut [f64]) -> f64 {
     let mut cv = v.chunks_exact(4);
     let mut cy = y.chunks_exact_mut(4);
     for ((x, w), out) in (&mut ca).zip(&mut cv).zip(&mut cy) {
+        // Every load before any store: the compiler cannot tell that `out` does not alias
+        // `x` or `w` once inlined, and would not vectorise otherwise.
+        let x: [f64; 4] = [x[0], x[1], x[2], x[3]];
+        let w: [f64; 4] = [w[0], w[1], w[2], w[3]];
+        let mut o: [f64; 4] = [out[0], out[1], out[2], out[3]];
         for t in 0..4 {
-            out[t] += alpha * x[t];
+            o[t] += alpha * x[t];
             acc[t] += x[t] * w[t];
         }
+        out.copy_from_slice(&o);
     }
     let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
     for ((x, w), out) in ca
