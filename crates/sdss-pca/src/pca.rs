@@ -902,8 +902,34 @@ impl<F: PcaFloat> FittedPca<F> {
         if x.nrows() == 0 {
             return Ok(out);
         }
-        let comps = as_faer(self.components.view());
-        mul_into(as_faer_mut(out.view_mut()), as_faer(x), comps.transpose());
+        // Centre after projecting (as scikit-learn does) so that x is never copied: the
+        // product is accumulated onto -mean·components, one row of it per output row.
+        let shift: Vec<f64> = (0..k)
+            .map(|c| {
+                self.mean
+                    .iter()
+                    .zip(self.components.row(c))
+                    .map(|(m, v)| m.as_f64() * v.as_f64())
+                    .sum()
+            })
+            .collect();
+        if !project_f32_kernel(out.view_mut(), x, self.components.view(), &shift) {
+            let neg_shift: Vec<F> = shift.iter().map(|&v| F::of_f64(-v)).collect();
+            for mut row in out.axis_iter_mut(Axis(0)) {
+                for (v, &s) in row.iter_mut().zip(&neg_shift) {
+                    *v = s;
+                }
+            }
+            let comps = as_faer(self.components.view());
+            faer::linalg::matmul::matmul(
+                as_faer_mut(out.view_mut()),
+                Accum::Add,
+                as_faer(x),
+                comps.transpose(),
+                F::of_f64(1.0),
+                par(),
+            );
+        }
         // Input check on the output: a NaN or an infinity in a row of x always makes that row
         // of the product non-finite (NaN and inf times anything, 0 included, are NaN or inf),
         // and the product has k columns where x has n_features. Only then is x scanned, to
@@ -914,32 +940,16 @@ impl<F: PcaFloat> FittedPca<F> {
         if !product_finite {
             check_finite(x)?;
         }
-        // Centre after projecting (as scikit-learn does) so that x is never copied.
-        let shift: Vec<f64> = (0..k)
-            .map(|c| {
-                self.mean
-                    .iter()
-                    .zip(self.components.row(c))
-                    .map(|(m, v)| m.as_f64() * v.as_f64())
-                    .sum()
-            })
-            .collect();
         if self.whiten {
             // scikit-learn clips tiny variances to the dtype's epsilon to stay finite.
-            let scale: Vec<f64> = self
+            let scale: Vec<F> = self
                 .explained_variance
                 .iter()
-                .map(|v| v.as_f64().sqrt().max(F::EPSILON_F64))
+                .map(|v| F::of_f64(v.as_f64().sqrt().max(F::EPSILON_F64)))
                 .collect();
             for mut row in out.axis_iter_mut(Axis(0)) {
-                for ((v, &sh), &sc) in row.iter_mut().zip(&shift).zip(&scale) {
-                    *v = F::of_f64((v.as_f64() - sh) / sc);
-                }
-            }
-        } else {
-            for mut row in out.axis_iter_mut(Axis(0)) {
-                for (v, &sh) in row.iter_mut().zip(&shift) {
-                    *v = F::of_f64(v.as_f64() - sh);
+                for (v, &sc) in row.iter_mut().zip(&scale) {
+                    *v /= sc;
                 }
             }
         }
@@ -980,6 +990,53 @@ impl<F: PcaFloat> FittedPca<F> {
         }
         Ok(out)
     }
+}
+
+/// Widest data the projection kernel takes: each group of 24 components then fits in L1
+/// (24 KiB), which the kernel re-reads for every 3 rows; wider data go to faer's blocked
+/// product.
+const PROJECT_KERNEL_MAX_FEATURES: usize = 256;
+
+/// `out = x componentsᵀ - shift` with the AVX2 + FMA kernel of `syrk` when the data are f32
+/// with contiguous rows and at most [`PROJECT_KERNEL_MAX_FEATURES`] features; false (out
+/// untouched) otherwise.
+fn project_f32_kernel<F: PcaFloat>(
+    mut out: ndarray::ArrayViewMut2<'_, F>,
+    x: ArrayView2<'_, F>,
+    components: ArrayView2<'_, F>,
+    shift: &[f64],
+) -> bool {
+    let (n, p) = x.dim();
+    if std::any::TypeId::of::<F>() != std::any::TypeId::of::<f32>()
+        || p > PROJECT_KERNEL_MAX_FEATURES
+    {
+        return false;
+    }
+    let k = components.nrows();
+    let x_stride = x.strides()[0];
+    let (Some(o), Some(v)) = (out.as_slice_mut(), components.as_slice()) else {
+        return false;
+    };
+    if x.strides()[1] != 1 || x_stride < 0 || (n > 1 && (x_stride as usize) < p) {
+        return false;
+    }
+    let x_len = if n == 0 {
+        0
+    } else {
+        (n - 1) * x_stride as usize + p
+    };
+    let shift32: Vec<f32> = shift.iter().map(|&s| s as f32).collect();
+    // SAFETY: F is f32 (checked above), so these are views of the same f32 buffers; x's rows
+    // are `x_stride` apart with unit column stride, so its elements lie in the first `x_len`
+    // values from its first element.
+    let (o, xs, v) = unsafe {
+        (
+            std::slice::from_raw_parts_mut(o.as_mut_ptr() as *mut f32, o.len()),
+            std::slice::from_raw_parts(x.as_ptr() as *const f32, x_len),
+            std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len()),
+        )
+    };
+    syrk::project_f32(o, xs, x_stride as usize, v, &shift32, n, p, k)
 }
 
 #[cfg(test)]

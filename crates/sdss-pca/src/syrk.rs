@@ -1,5 +1,10 @@
-//! The f32 scatter product of `covariance_eigh` (lower triangle of `Cᵀ C` for a block of
-//! centred rows `C`) with an AVX2 + FMA kernel.
+//! AVX2 + FMA kernels for f32 data with few features: the scatter product of
+//! `covariance_eigh` (lower triangle of `Cᵀ C` for a block of centred rows `C`) and the
+//! projection of `transform` (`X Vᵀ - shift`, up to 256 features). Where they do not apply
+//! (f64, no AVX2 + FMA, other shapes) the callers use faer.
+//!
+//! Projection: tiles of 3 rows x 24 components (9 accumulators) over the components packed
+//! feature by feature, 0.36 ms instead of faer's 0.44 ms for 6437 x 128 -> 20.
 //!
 //! For 6437 x 128 data the scatter is most of the fit. faer's general triangular product took
 //! about 1 ms for it on two threads; this kernel, specialised to the lower triangle in tiles
@@ -119,6 +124,159 @@ unsafe fn kernel(s: *mut f32, ld: usize, packed: *const f32, rows: usize, p: usi
     }
 }
 
+/// Components per group of the projection kernel: three AVX registers of 8.
+const PROJ_GROUP: usize = 24;
+
+/// `out = x Vᵀ - shift` for f32 data with an AVX2 + FMA kernel (the `transform` product):
+/// `x` is n x p row-major (`x_stride` apart), `v` the k x p components row-major, `out` n x k
+/// row-major; rows in parallel. Returns false (doing nothing) without AVX2 + FMA.
+#[allow(clippy::too_many_arguments)] // raw buffers and their shapes, as BLAS passes them
+pub(crate) fn project_f32(
+    out: &mut [f32],
+    x: &[f32],
+    x_stride: usize,
+    v: &[f32],
+    shift: &[f32],
+    n: usize,
+    p: usize,
+    k: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use rayon::prelude::*;
+        let usable = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        if !usable
+            || k == 0
+            || out.len() < n * k
+            || v.len() < k * p
+            || shift.len() < k
+            || (n > 0 && x.len() < (n - 1) * x_stride + p)
+        {
+            return false;
+        }
+        let groups = k.div_ceil(PROJ_GROUP);
+        // Components transposed and packed per group: for feature j, 24 consecutive values
+        // (zero beyond k); the shift likewise.
+        let mut packed = vec![0.0f32; groups * p * PROJ_GROUP];
+        let mut neg_shift = vec![0.0f32; groups * PROJ_GROUP];
+        for c in 0..k {
+            let (g, o) = (c / PROJ_GROUP, c % PROJ_GROUP);
+            for j in 0..p {
+                packed[(g * p + j) * PROJ_GROUP + o] = v[c * p + j];
+            }
+            neg_shift[c] = -shift[c];
+        }
+        // Chunks of rows for the threads (a multiple of the 3-row tile).
+        let chunk = 255;
+        out[..n * k]
+            .par_chunks_mut(chunk * k)
+            .enumerate()
+            .for_each(|(t, out_chunk)| {
+                let first = t * chunk;
+                let rows = out_chunk.len() / k;
+                // SAFETY: AVX2 + FMA checked above; rows first..first + rows < n lie inside
+                // `x` (length checked above), `packed` and `neg_shift` have the group sizes.
+                unsafe {
+                    project_kernel(
+                        out_chunk,
+                        x.as_ptr().add(first * x_stride),
+                        x_stride,
+                        &packed,
+                        &neg_shift,
+                        rows,
+                        p,
+                        k,
+                    )
+                };
+            });
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (out, x, x_stride, v, shift, n, p, k);
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn project_kernel(
+    out: &mut [f32],
+    x: *const f32,
+    x_stride: usize,
+    packed: &[f32],
+    neg_shift: &[f32],
+    rows: usize,
+    p: usize,
+    k: usize,
+) {
+    let mut r = 0;
+    while r + 3 <= rows {
+        // SAFETY: the caller's contract, rows r..r + 3 < rows.
+        unsafe { project_tile::<3>(out, x, x_stride, packed, neg_shift, r, p, k) };
+        r += 3;
+    }
+    while r < rows {
+        // SAFETY: as above, row r < rows.
+        unsafe { project_tile::<1>(out, x, x_stride, packed, neg_shift, r, p, k) };
+        r += 1;
+    }
+}
+
+/// R rows x one group of 24 components at a time: 3R accumulators.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn project_tile<const R: usize>(
+    out: &mut [f32],
+    x: *const f32,
+    x_stride: usize,
+    packed: &[f32],
+    neg_shift: &[f32],
+    r0: usize,
+    p: usize,
+    k: usize,
+) {
+    use std::arch::x86_64::*;
+    for g in 0..k.div_ceil(PROJ_GROUP) {
+        // SAFETY (all pointer arithmetic): rows r0..r0 + R of x hold p values; group g of
+        // `packed` holds p x 24 values and of `neg_shift` 24.
+        unsafe {
+            let s = neg_shift.as_ptr().add(g * PROJ_GROUP);
+            let init = [
+                _mm256_loadu_ps(s),
+                _mm256_loadu_ps(s.add(8)),
+                _mm256_loadu_ps(s.add(16)),
+            ];
+            let mut acc = [init; R];
+            let base = packed.as_ptr().add(g * p * PROJ_GROUP);
+            for j in 0..p {
+                let c = base.add(j * PROJ_GROUP);
+                let c0 = _mm256_loadu_ps(c);
+                let c1 = _mm256_loadu_ps(c.add(8));
+                let c2 = _mm256_loadu_ps(c.add(16));
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let xv = _mm256_broadcast_ss(&*x.add((r0 + i) * x_stride + j));
+                    a[0] = _mm256_fmadd_ps(c0, xv, a[0]);
+                    a[1] = _mm256_fmadd_ps(c1, xv, a[1]);
+                    a[2] = _mm256_fmadd_ps(c2, xv, a[2]);
+                }
+            }
+            let valid = (k - g * PROJ_GROUP).min(PROJ_GROUP);
+            for (i, a) in acc.iter().enumerate() {
+                let mut tmp = [0.0f32; PROJ_GROUP];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), a[0]);
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), a[1]);
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(16), a[2]);
+                let row = (r0 + i) * k + g * PROJ_GROUP;
+                out[row..row + valid].copy_from_slice(&tmp[..valid]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +307,37 @@ mod tests {
                 assert!(
                     (got - want).abs() < 1e-5 * (1.0 + want.abs()),
                     "({i}, {j}): {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn projection_matches_a_naive_product() {
+        // k = 30: two groups of components, the second partial; n = 11: a remainder row tile;
+        // rows 3 values apart beyond p (a strided view).
+        let (n, p, k, stride) = (11, 13, 30, 16);
+        let x: Vec<f32> = (0..n * stride)
+            .map(|t| ((t * 31) % 17) as f32 / 8.0 - 1.0)
+            .collect();
+        let v: Vec<f32> = (0..k * p)
+            .map(|t| ((t * 13) % 7) as f32 / 3.0 - 1.0)
+            .collect();
+        let shift: Vec<f32> = (0..k).map(|c| c as f32 * 0.25).collect();
+        let mut out = vec![f32::NAN; n * k];
+        if !project_f32(&mut out, &x, stride, &v, &shift, n, p, k) {
+            return; // No AVX2 + FMA here: the caller falls back to faer.
+        }
+        for i in 0..n {
+            for c in 0..k {
+                let want: f64 = (0..p)
+                    .map(|j| x[i * stride + j] as f64 * v[c * p + j] as f64)
+                    .sum::<f64>()
+                    - shift[c] as f64;
+                let got = out[i * k + c] as f64;
+                assert!(
+                    (got - want).abs() < 1e-5 * (1.0 + want.abs()),
+                    "({i}, {c}): {got} vs {want}"
                 );
             }
         }
