@@ -6,7 +6,7 @@
 //! by bisection on Sturm counts (several eigenvalues advanced together so that their
 //! divisions overlap), eigenvectors by inverse iteration at those eigenvalues
 //! (re-orthogonalised within clusters of close eigenvalues), then back-transformed by the
-//! Householder reflectors. For 128 features and 20 components this is about a fifth of the
+//! Householder reflectors. For 128 features and 20 components this is about a third of the
 //! time of faer's full eigendecomposition (1.4 ms), whose eigenvector accumulation dominates.
 //! Accuracy is that of any backward-stable method: eigenvalues within a few ulps of the
 //! matrix norm, eigenvectors within `eps ||A|| / gap`.
