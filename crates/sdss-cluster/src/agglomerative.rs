@@ -131,17 +131,9 @@ impl Agglomerative {
             Cut::NClusters(k) => linkage.cut_n_clusters(k)?,
             Cut::DistanceThreshold(t) => linkage.cut_distance(t)?,
         };
-        let n_clusters = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
         Ok(Clustering {
-            method: "agglomerative",
-            labels,
-            n_clusters,
-            iterations: None,
-            converged: None,
-            inertia: None,
-            centroids: None,
-            exemplars: None,
             linkage: Some(linkage),
+            ..Clustering::from_labels("agglomerative", labels)
         })
     }
 }

@@ -53,18 +53,8 @@ fn to_clustering(
             }
         }
     }
-    let n_clusters = relabel_first_appearance(&mut labels);
-    Clustering {
-        method,
-        labels: Array1::from(labels),
-        n_clusters,
-        iterations: None,
-        converged: None,
-        inertia: None,
-        centroids: None,
-        exemplars: None,
-        linkage: None,
-    }
+    relabel_first_appearance(&mut labels);
+    Clustering::from_labels(method, Array1::from(labels))
 }
 
 /// DBSCAN parameters (scikit-learn's defaults: `eps` 0.5, `min_samples` 5, Euclidean).

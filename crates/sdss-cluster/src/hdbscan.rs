@@ -94,22 +94,7 @@ impl Hdbscan {
             let condensed = condense_tree(&tree, n, self.min_cluster_size);
             select_and_label(&condensed, n, self.allow_single_cluster)
         };
-        let n_clusters = labels
-            .iter()
-            .copied()
-            .max()
-            .map_or(0, |m| (m + 1).max(0) as usize);
-        Ok(Clustering {
-            method: "hdbscan",
-            labels: Array1::from(labels),
-            n_clusters,
-            iterations: None,
-            converged: None,
-            inertia: None,
-            centroids: None,
-            exemplars: None,
-            linkage: None,
-        })
+        Ok(Clustering::from_labels("hdbscan", Array1::from(labels)))
     }
 }
 
@@ -343,20 +328,21 @@ fn prim_mst(
                 }
             }
         }
-        let from_heap = settled.peek().is_some_and(|&Reverse((bits, i, _))| {
+        let heap_wins = settled.peek().copied().filter(|&Reverse((bits, i, _))| {
             let r = f64::from_bits(bits);
             r < best.0 || (r == best.0 && i < best.1)
         });
-        let (r, new, src) = if from_heap {
-            let Some(Reverse((bits, i, src))) = settled.pop() else {
-                unreachable!("peeked above")
-            };
-            (f64::from_bits(bits), i, src)
-        } else {
-            let at = best.2;
-            let edge = (best.0, best.1, out.source[at]);
-            out.remove(at);
-            edge
+        let (r, new, src) = match heap_wins {
+            Some(Reverse((bits, i, src))) => {
+                settled.pop();
+                (f64::from_bits(bits), i, src)
+            }
+            None => {
+                let at = best.2;
+                let edge = (best.0, best.1, out.source[at]);
+                out.remove(at);
+                edge
+            }
         };
         edges.push((src, new, r));
         current = new;

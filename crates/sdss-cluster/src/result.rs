@@ -36,6 +36,27 @@ pub struct Clustering {
 }
 
 impl Clustering {
+    /// A result that has only labels (clusters numbered `0..`, noise `-1`); the number of
+    /// clusters is one more than the largest label.
+    pub(crate) fn from_labels(method: &'static str, labels: Array1<i64>) -> Self {
+        let n_clusters = labels
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| (m + 1).max(0) as usize);
+        Self {
+            method,
+            labels,
+            n_clusters,
+            iterations: None,
+            converged: None,
+            inertia: None,
+            centroids: None,
+            exemplars: None,
+            linkage: None,
+        }
+    }
+
     /// Number of samples.
     pub fn n_samples(&self) -> usize {
         self.labels.len()
