@@ -238,39 +238,36 @@ impl Pca {
         self.validate(&x)?;
         let (n, p) = x.dim();
         let solver = self.svd_solver.resolve(n, p, self.n_components);
-        let (spectrum, mean) = if solver == SvdSolver::CovarianceEigh {
+        let (spectrum, mean) = match solver {
             // One pass over the data gives the mean and the covariance together.
-            covariance_eigh(x, self.n_components)?
-        } else {
-            let stats = column_stats(x)?;
-            let spectrum = match solver {
-                SvdSolver::Full => full_svd(x, &stats.mean)?,
-                SvdSolver::Randomized => {
-                    let k = match self.n_components {
-                        NComponents::Count(k) => k,
-                        NComponents::All => n.min(p),
-                        // `validate` rejected a fraction with the randomized solver; `Auto`
-                        // never resolves to randomized for a fraction.
-                        NComponents::VarianceFraction(f) => {
-                            return Err(PcaError::FractionNeedsExactSolver { fraction: f })
-                        }
-                    };
-                    randomized_svd(
-                        x,
-                        &stats.mean,
-                        k,
-                        self.n_oversamples,
-                        self.iterated_power,
-                        self.random_state,
-                        stats.total_var,
-                    )?
-                }
-                // `resolve` never returns `Auto`; `CovarianceEigh` is handled above.
-                SvdSolver::Auto | SvdSolver::CovarianceEigh => {
-                    unreachable!("SvdSolver::resolve returned {solver}")
-                }
-            };
-            (spectrum, stats.mean)
+            SvdSolver::CovarianceEigh => covariance_eigh(x, self.n_components)?,
+            SvdSolver::Randomized => {
+                let k = match self.n_components {
+                    NComponents::Count(k) => k,
+                    NComponents::All => n.min(p),
+                    // `validate` rejected a fraction with the randomized solver; `Auto`
+                    // never resolves to randomized for a fraction.
+                    NComponents::VarianceFraction(f) => {
+                        return Err(PcaError::FractionNeedsExactSolver { fraction: f })
+                    }
+                };
+                let stats = column_stats(x)?;
+                let spectrum = randomized_svd(
+                    x,
+                    &stats.mean,
+                    k,
+                    self.n_oversamples,
+                    self.iterated_power,
+                    self.random_state,
+                    stats.total_var,
+                )?;
+                (spectrum, stats.mean)
+            }
+            // `resolve` never returns `Auto`; were it to, the exact SVD is always correct.
+            SvdSolver::Full | SvdSolver::Auto => {
+                let stats = column_stats(x)?;
+                (full_svd(x, &stats.mean)?, stats.mean)
+            }
         };
         let Spectrum {
             singular_values,
