@@ -64,7 +64,10 @@ impl CnnModel {
             .forward(&flatten)?
             .relu()?;
         let dense_1 = linear(&self.weights().dense_1, &dev)?.forward(&dense)?;
-        let output = linear(&self.weights().output, &dev)?.forward(&dense_1)?;
+        let mut output = linear(&self.weights().output, &dev)?.forward(&dense_1)?;
+        if self.config().output_activation == crate::config::OutputActivation::Softmax {
+            output = candle_nn::ops::softmax_last_dim(&output)?;
+        }
         debug_assert_eq!(flatten.dtype(), DType::F32);
         Ok(TapOutputs {
             flatten: to_array2(&flatten)?,

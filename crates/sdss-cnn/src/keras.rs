@@ -7,7 +7,9 @@
 //! - the Keras 3 `.keras` zip (`config.json` + `model.weights.h5` with `layers/conv2d/vars/0`).
 //!
 //! The architecture is read from the file's model configuration (JSON) and must be the sdss_CNN layer
-//! sequence (any filter counts, kernel sizes, pools and dense widths). In the HDF5 files the weights are
+//! sequence (any filter counts, kernel sizes, pools, dropout rates and dense widths; a linear or softmax
+//! output), so that a file with either of sdss_CNN's variants (Flatten 37,632 or 43,200) or a classifier
+//! is converted as what it is, never as an assumed architecture. In the HDF5 files the weights are
 //! found by walking the `layer_names` / `weight_names` attributes, not by guessing paths. Tensors keep
 //! Keras's layout (HWIO convolution kernels, `(in, out)` Dense kernels with the first Dense layer's rows in
 //! Keras's channels-last flatten order), which is also the layout the engine computes in.
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::config::{CnnConfig, ConvLayerConfig, TensorSpec};
+use crate::config::{CnnConfig, ConvLayerConfig, OutputActivation, TensorSpec};
 use crate::error::{CnnError, Result};
 use crate::weights::{self, CnnWeights, NamedTensor};
 
@@ -378,6 +380,7 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
     let mut file_names = Vec::new();
     let mut flattened = false;
     let mut dense: Vec<(String, usize, String)> = Vec::new();
+    let mut dense_dropout = [0.0f32; 2];
     for layer in layers {
         let class = layer
             .get("class_name")
@@ -401,7 +404,21 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
             }
         };
         match class {
-            "InputLayer" | "Dropout" => {}
+            "InputLayer" => {}
+            "Dropout" => {
+                let rate = c.get("rate").and_then(Value::as_f64).unwrap_or(0.0) as f32;
+                check((0.0..1.0).contains(&rate), "rate must lie in [0, 1)")?;
+                // Two dropouts in a row keep a unit with probability (1-a)(1-b): one of that rate.
+                let merge = |old: f32| 1.0 - (1.0 - old) * (1.0 - rate);
+                match (dense.len(), convs.last_mut()) {
+                    // Before any Dense layer: the last convolution block's output (Flatten only reshapes).
+                    (0, Some(conv)) => conv.dropout = merge(conv.dropout),
+                    (0, None) => check(false, "dropout on the input image is not supported")?,
+                    (1, _) => dense_dropout[0] = merge(dense_dropout[0]),
+                    (2, _) => dense_dropout[1] = merge(dense_dropout[1]),
+                    _ => check(false, "dropout after the output layer is not supported")?,
+                }
+            }
             "Conv2D" => {
                 check(!flattened, "convolution after Flatten")?;
                 check(s("padding") == Some("valid"), "padding must be 'valid'")?;
@@ -433,11 +450,7 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
                         "layer `{name}`: no filters / kernel_size"
                     )));
                 };
-                convs.push(ConvLayerConfig {
-                    filters: filters as usize,
-                    kernel_size,
-                    max_pool: None,
-                });
+                convs.push(ConvLayerConfig::new(filters as usize, kernel_size));
                 file_names.push(name.clone());
             }
             "MaxPooling2D" | "MaxPool2D" => {
@@ -454,6 +467,8 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
                     "data_format must be channels_last",
                 )?;
                 match convs.last_mut() {
+                    // Dropout before the pooling is accepted too: the same network at inference; training
+                    // applies a block's dropout after its pooling, as sdss_CNN does.
                     Some(conv) if conv.max_pool.is_none() && !flattened => {
                         conv.max_pool = Some(p[0])
                     }
@@ -491,11 +506,16 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
     let [h, w, ch] =
         input.ok_or_else(|| unsupported("no input shape in the model configuration".into()))?;
     let acts: Vec<&str> = dense.iter().map(|d| d.2.as_str()).collect();
-    if acts != ["relu", "linear", "linear"] {
-        return Err(unsupported(format!(
-            "expected Dense layers with activations relu, linear, linear after Flatten, found {acts:?}"
-        )));
-    }
+    let output_activation = match acts.as_slice() {
+        ["relu", "linear", "linear"] => OutputActivation::Linear,
+        ["relu", "linear", "softmax"] => OutputActivation::Softmax,
+        _ => {
+            return Err(unsupported(format!(
+                "expected Dense layers with activations relu, linear, linear (or softmax) after Flatten, \
+                 found {acts:?}"
+            )))
+        }
+    };
     let config = CnnConfig {
         input_height: h,
         input_width: w,
@@ -504,6 +524,9 @@ fn parse_architecture(json: &Value, path: &Path) -> Result<Architecture> {
         dense_units: dense[0].1,
         dense_1_units: dense[1].1,
         output_units: dense[2].1,
+        dense_dropout: dense_dropout[0],
+        dense_1_dropout: dense_dropout[1],
+        output_activation,
     };
     config.validate()?;
     file_names.extend(dense.iter().map(|d| d.0.clone()));

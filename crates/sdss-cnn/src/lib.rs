@@ -25,8 +25,8 @@
 //! cfg.input_height = 24;
 //! cfg.input_width = 24;
 //! cfg.conv_layers = vec![
-//!     ConvLayerConfig { filters: 8, kernel_size: [3, 3], max_pool: Some(2) },
-//!     ConvLayerConfig { filters: 8, kernel_size: [2, 2], max_pool: None },
+//!     ConvLayerConfig::new(8, [3, 3]).pooled(2),
+//!     ConvLayerConfig::new(8, [2, 2]),
 //! ];
 //! let model = CnnModel::random(cfg, 42)?;
 //! let images = Array4::<f32>::from_elem((5, 24, 24, 3), 0.1);
@@ -49,7 +49,7 @@ pub mod model;
 pub mod weights;
 mod winograd;
 
-pub use config::{CnnConfig, ConvLayerConfig, Tap};
+pub use config::{CnnConfig, ConvLayerConfig, OutputActivation, Tap, ARCHITECTURES};
 pub use error::{CnnError, Result};
-pub use model::{CnnModel, TapOutputs};
+pub use model::{softmax_rows, CnnModel, TapOutputs};
 pub use weights::CnnWeights;

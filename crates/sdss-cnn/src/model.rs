@@ -7,7 +7,7 @@ use gemm::Parallelism;
 use ndarray::{Array2, Array4, ArrayView4};
 use rayon::prelude::*;
 
-use crate::config::{CnnConfig, Hwc, Tap};
+use crate::config::{CnnConfig, Hwc, OutputActivation, Tap};
 use crate::engine::{self, Scratch};
 use crate::error::{CnnError, Result};
 use crate::weights::{self, CnnWeights};
@@ -32,6 +32,16 @@ fn winograd_kernels(w: &CnnWeights) -> Vec<Option<WinogradKernel>> {
     w.conv.iter().map(WinogradKernel::new).collect()
 }
 
+/// Replaces each row by its softmax (computed stably, from the row's maximum).
+pub fn softmax_rows(x: &mut Array2<f32>) {
+    for mut row in x.rows_mut() {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        row.mapv_inplace(|v| (v - max).exp());
+        let sum: f32 = row.sum();
+        row.mapv_inplace(|v| v / sum);
+    }
+}
+
 /// Outputs of one batch at every tap, each `(n_images, width)`.
 #[derive(Clone, Debug)]
 pub struct TapOutputs {
@@ -41,7 +51,7 @@ pub struct TapOutputs {
     pub dense: Array2<f32>,
     /// `dense_1`.
     pub dense_1: Array2<f32>,
-    /// `output` (`dense_2`): the λ_R prediction.
+    /// `output` (`dense_2`): the λ_R prediction, or a classifier's class probabilities.
     pub output: Array2<f32>,
 }
 
@@ -230,7 +240,16 @@ impl CnnModel {
         if tap == Tap::Dense1 {
             return Ok(dense_1);
         }
-        self.dense_layer(&dense_1, &self.weights.output, false)
+        self.output_layer(&dense_1)
+    }
+
+    /// `dense_2`, with the softmax of a classifier applied.
+    fn output_layer(&self, dense_1: &Array2<f32>) -> Result<Array2<f32>> {
+        let mut out = self.dense_layer(dense_1, &self.weights.output, false)?;
+        if self.config.output_activation == OutputActivation::Softmax {
+            softmax_rows(&mut out);
+        }
+        Ok(out)
     }
 
     /// Per-layer timing on one thread, for benchmarks: runs `images` one by one through the network and
@@ -289,7 +308,7 @@ impl CnnModel {
         let flatten = self.flatten_batch(&images)?;
         let dense = self.dense_layer(&flatten, &self.weights.dense, true)?;
         let dense_1 = self.dense_layer(&dense, &self.weights.dense_1, false)?;
-        let output = self.dense_layer(&dense_1, &self.weights.output, false)?;
+        let output = self.output_layer(&dense_1)?;
         Ok(TapOutputs {
             flatten,
             dense,

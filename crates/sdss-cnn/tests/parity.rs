@@ -49,25 +49,29 @@ fn reference() -> Reference {
 
 /// The architecture the fixture script builds.
 fn small_config() -> CnnConfig {
-    let conv = |filters, k, max_pool| ConvLayerConfig {
+    let conv = |filters, k, max_pool, dropout| ConvLayerConfig {
         filters,
         kernel_size: [k, k],
         max_pool,
+        dropout,
     };
     CnnConfig {
         input_height: 40,
         input_width: 44,
         input_channels: 3,
         conv_layers: vec![
-            conv(16, 6, None),
-            conv(16, 5, Some(2)),
-            conv(24, 2, Some(2)),
-            conv(32, 3, None),
-            conv(16, 2, None),
+            conv(16, 6, None, 0.5),
+            conv(16, 5, Some(2), 0.25),
+            conv(24, 2, Some(2), 0.25),
+            conv(32, 3, None, 0.25),
+            conv(16, 2, None, 0.25),
         ],
         dense_units: 16,
         dense_1_units: 8,
         output_units: 1,
+        dense_dropout: 0.25,
+        dense_1_dropout: 0.0,
+        output_activation: sdss_cnn::OutputActivation::Linear,
     }
 }
 

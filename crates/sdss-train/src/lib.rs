@@ -1,0 +1,18 @@
+//! Training the sdss_CNN network (and smaller variants) on CPU.
+#![warn(missing_docs)]
+
+pub mod augment;
+pub mod catalog;
+mod conv;
+pub mod error;
+pub mod loss;
+pub mod metrics;
+pub mod network;
+pub mod optim;
+pub mod real;
+pub mod split;
+
+pub use error::{Result, TrainError};
+pub use network::{BatchTargets, Loss, Network, StepRandomness, Tensors};
+pub use optim::{Adam, ReduceLrOnPlateau};
+pub use real::Real;

@@ -1,0 +1,584 @@
+//! The trainable network: sdss-cnn's layer sequence with its parameters as flat tensors, a forward pass that
+//! keeps what the backward pass needs, and the backward pass itself.
+//!
+//! Convolution blocks run per image (spread over rayon's threads in fixed chunks of [`CHUNK`] images, so
+//! the order of every floating-point sum, and with it the result, does not depend on the thread count or on
+//! scheduling); the three Dense layers run on the whole batch as GEMMs.
+
+use gemm::Parallelism;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use sdss_cnn::config::Hwc;
+use sdss_cnn::{CnnConfig, CnnWeights, OutputActivation};
+
+use crate::conv::{self, ConvScratch, ConvShape};
+use crate::error::{Result, TrainError};
+use crate::real::{gemm, Mat, Real};
+
+/// Images per unit of parallel work. Fixed, so that gradients are summed in the same order whatever the
+/// number of threads.
+pub const CHUNK: usize = 4;
+
+/// Parameters (or gradients, or optimiser moments) of a network: one flat tensor per weight, in the order
+/// of [`CnnConfig::tensor_specs`] (`conv2d.kernel`, `conv2d.bias`, …, `dense_2.bias`), Keras layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensors<T> {
+    /// The tensors' values, row-major.
+    pub data: Vec<Vec<T>>,
+}
+
+impl<T: Real> Tensors<T> {
+    /// Zeros shaped like `other`.
+    pub fn zeros_like(other: &Tensors<T>) -> Self {
+        Tensors {
+            data: other.data.iter().map(|t| vec![T::ZERO; t.len()]).collect(),
+        }
+    }
+
+    /// `self += other`, element by element.
+    pub fn add_assign(&mut self, other: &Tensors<T>) {
+        for (a, b) in self.data.iter_mut().zip(&other.data) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += *y;
+            }
+        }
+    }
+
+    /// Total number of values.
+    pub fn len(&self) -> usize {
+        self.data.iter().map(Vec::len).sum()
+    }
+
+    /// Whether there are no values at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The loss a network is trained with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Mean squared error over the batch and the outputs (Keras `mse`).
+    MeanSquaredError,
+    /// Cross-entropy of the softmax of the outputs against integer class labels (Keras
+    /// `sparse_categorical_crossentropy` on a softmax output).
+    SoftmaxCrossEntropy,
+}
+
+/// Targets of one batch.
+#[derive(Clone, Copy, Debug)]
+pub enum BatchTargets<'a, T> {
+    /// `(batch, outputs)` values, row-major.
+    Values(&'a [T]),
+    /// One class label per image.
+    Classes(&'a [usize]),
+}
+
+/// Random choices of one training step: the dropout masks are drawn from `seed` per image, so a batch
+/// gives the same masks whatever the thread count.
+#[derive(Clone, Copy, Debug)]
+pub struct StepRandomness {
+    /// Seed of this step's dropout masks.
+    pub seed: u64,
+    /// Whether dropout is active (training); `false` makes dropout the identity.
+    pub dropout: bool,
+}
+
+/// A network being trained: its architecture and parameters.
+#[derive(Clone, Debug)]
+pub struct Network<T> {
+    config: CnnConfig,
+    shapes: Vec<(Hwc, Hwc, Hwc)>,
+    /// The parameters.
+    pub params: Tensors<T>,
+}
+
+/// What the forward pass of one image keeps for the backward pass, per convolution block.
+#[derive(Default)]
+struct BlockCache<T> {
+    /// ReLU output of the convolution (before pooling).
+    act: Vec<T>,
+    /// Index into `act` of each pooled output's maximum.
+    argmax: Vec<u32>,
+    /// Dropout scale per output value (0 or 1/(1−rate)); empty without dropout.
+    drop: Vec<T>,
+    /// The block's output (after pooling and dropout): the next block's input.
+    out: Vec<T>,
+}
+
+/// What the forward pass of a batch keeps for the backward pass.
+pub struct ForwardCache<T> {
+    images: Vec<Vec<BlockCache<T>>>,
+    /// `(batch, flatten)`: the last block's output.
+    flat: Vec<T>,
+    /// `dense` after ReLU, and its dropout scale.
+    h1: Vec<T>,
+    drop1: Vec<T>,
+    /// `dense` after dropout: the input of `dense_1`.
+    h1d: Vec<T>,
+    drop2: Vec<T>,
+    /// `dense_1` after dropout: the input of `dense_2`.
+    h2d: Vec<T>,
+    /// The network's output `(batch, outputs)`: before any softmax.
+    pub logits: Vec<T>,
+    batch: usize,
+}
+
+impl<T> ForwardCache<T> {
+    /// The `dense` layer's output after its ReLU and dropout, `(batch, dense_units)`: the features a
+    /// trained network gives at the `dense` tap, seen during training.
+    pub fn dense_after_dropout(&self) -> &[T] {
+        &self.h1d
+    }
+
+    /// Number of images in the batch.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+}
+
+fn dropout_mask<T: Real>(rng: &mut ChaCha8Rng, n: usize, rate: f32) -> Vec<T> {
+    // Keras keeps a unit when a uniform draw is ≥ rate and scales it by 1/(1 − rate).
+    let scale = T::from_f64(1.0 / (1.0 - rate as f64));
+    (0..n)
+        .map(|_| {
+            if rng.random::<f32>() >= rate {
+                scale
+            } else {
+                T::ZERO
+            }
+        })
+        .collect()
+}
+
+/// A seed for stream `stream` of step `seed` (SplitMix64), so that per-image and per-layer streams differ.
+fn sub_seed(seed: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn col_sums<T: Real>(x: &[T], cols: usize, out: &mut [T]) {
+    for row in x.chunks_exact(cols) {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += *v;
+        }
+    }
+}
+
+impl<T: Real> Network<T> {
+    /// A network with the given parameters (checked against the configuration's tensor shapes).
+    pub fn new(config: CnnConfig, params: Tensors<T>) -> Result<Self> {
+        let shapes = config.layer_shapes()?;
+        let specs = config.tensor_specs()?;
+        if specs.len() != params.data.len() {
+            return Err(TrainError::Invalid(format!(
+                "the architecture has {} weight tensors, {} were given",
+                specs.len(),
+                params.data.len()
+            )));
+        }
+        for (s, t) in specs.iter().zip(&params.data) {
+            let n: usize = s.shape.iter().product();
+            if n != t.len() {
+                return Err(TrainError::Invalid(format!(
+                    "tensor `{}` has {} values, its shape {:?} needs {n}",
+                    s.key(),
+                    t.len(),
+                    s.shape
+                )));
+            }
+        }
+        Ok(Network {
+            config,
+            shapes,
+            params,
+        })
+    }
+
+    /// A network with the weights of an sdss-cnn model.
+    pub fn from_weights(config: CnnConfig, weights: &CnnWeights) -> Result<Self> {
+        let tensors = weights.to_tensors(&config)?;
+        let data = tensors
+            .into_iter()
+            .map(|(_, t)| t.data.iter().map(|&v| T::from_f64(v as f64)).collect())
+            .collect();
+        Self::new(config, Tensors { data })
+    }
+
+    /// The weights as sdss-cnn's [`CnnWeights`] (rounded to f32), for inference and for saving.
+    pub fn to_weights(&self) -> Result<CnnWeights> {
+        let mut map = std::collections::HashMap::new();
+        for (spec, t) in self
+            .config
+            .tensor_specs()?
+            .into_iter()
+            .zip(&self.params.data)
+        {
+            map.insert(
+                spec.key(),
+                sdss_cnn::weights::NamedTensor {
+                    shape: spec.shape.clone(),
+                    data: t.iter().map(|v| v.to_f64() as f32).collect(),
+                },
+            );
+        }
+        Ok(CnnWeights::from_tensors(
+            &self.config,
+            &map,
+            std::path::Path::new("<training>"),
+        )?)
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &CnnConfig {
+        &self.config
+    }
+
+    fn conv_shape(&self, l: usize) -> ConvShape {
+        let layer = &self.config.conv_layers[l];
+        ConvShape {
+            input: self.shapes[l].0,
+            kh: layer.kernel_size[0],
+            kw: layer.kernel_size[1],
+            filters: layer.filters,
+        }
+    }
+
+    fn image_len(&self) -> usize {
+        self.config.input_height * self.config.input_width * self.config.input_channels
+    }
+
+    fn dense_index(&self) -> usize {
+        2 * self.config.conv_layers.len()
+    }
+
+    /// The forward pass of one image through the convolution blocks.
+    fn forward_image(
+        &self,
+        image: &[T],
+        rng: Option<&mut ChaCha8Rng>,
+        scratch: &mut ConvScratch<T>,
+    ) -> Vec<BlockCache<T>> {
+        let mut rng = rng;
+        let mut blocks: Vec<BlockCache<T>> = Vec::with_capacity(self.shapes.len());
+        for (l, &(_, conv_shape, out_shape)) in self.shapes.iter().enumerate() {
+            let layer = &self.config.conv_layers[l];
+            let s = self.conv_shape(l);
+            let input = if l == 0 { image } else { &blocks[l - 1].out };
+            let (oh, ow, f) = conv_shape;
+            let mut act = vec![T::ZERO; oh * ow * f];
+            conv::conv_forward(
+                input,
+                &s,
+                &self.params.data[2 * l],
+                Some(&self.params.data[2 * l + 1]),
+                &mut act,
+                scratch,
+            );
+            conv::relu(&mut act);
+            let out_len = out_shape.0 * out_shape.1 * out_shape.2;
+            let (mut out, argmax) = match layer.max_pool {
+                Some(p) => {
+                    let mut out = vec![T::ZERO; out_len];
+                    let mut argmax = vec![0u32; out_len];
+                    conv::maxpool_forward(&act, conv_shape, p, &mut out, &mut argmax);
+                    (out, argmax)
+                }
+                None => (act.clone(), Vec::new()),
+            };
+            let drop = match rng.as_deref_mut() {
+                Some(r) if layer.dropout > 0.0 => {
+                    let d = dropout_mask(r, out_len, layer.dropout);
+                    out.iter_mut().zip(&d).for_each(|(o, s)| *o *= *s);
+                    d
+                }
+                _ => Vec::new(),
+            };
+            blocks.push(BlockCache {
+                act,
+                argmax,
+                drop,
+                out,
+            });
+        }
+        blocks
+    }
+
+    /// `y (n × out) = x (n × in) · W + b`.
+    fn dense(&self, x: &[T], n: usize, index: usize) -> Vec<T> {
+        let (w, b) = (&self.params.data[index], &self.params.data[index + 1]);
+        let n_out = b.len();
+        let n_in = w.len() / n_out;
+        let mut y = Vec::with_capacity(n * n_out);
+        for _ in 0..n {
+            y.extend_from_slice(b);
+        }
+        gemm(
+            n,
+            n_out,
+            n_in,
+            &mut y,
+            n_out,
+            true,
+            Mat::rows(x, n_in),
+            Mat::rows(w, n_out),
+            Parallelism::Rayon(0),
+        );
+        y
+    }
+
+    /// The forward pass of a batch `(n, h, w, c)` (flattened, channels-last), keeping what
+    /// [`Network::backward`] needs. Dropout is applied when `randomness.dropout` is set.
+    pub fn forward(&self, images: &[T], randomness: StepRandomness) -> Result<ForwardCache<T>> {
+        let per = self.image_len();
+        if per == 0 || images.len() % per != 0 || images.is_empty() {
+            return Err(TrainError::Invalid(format!(
+                "a batch of {} values is not a whole number of {}x{}x{} images",
+                images.len(),
+                self.config.input_height,
+                self.config.input_width,
+                self.config.input_channels
+            )));
+        }
+        let n = images.len() / per;
+        let flat_len = self.config.flatten_len()?;
+        let per_image: Vec<Vec<BlockCache<T>>> = images
+            .par_chunks(per * CHUNK)
+            .enumerate()
+            .flat_map_iter(|(chunk, imgs)| {
+                let mut scratch = ConvScratch::default();
+                imgs.chunks_exact(per)
+                    .enumerate()
+                    .map(|(i, img)| {
+                        let index = (chunk * CHUNK + i) as u64;
+                        let mut rng = ChaCha8Rng::seed_from_u64(sub_seed(randomness.seed, index));
+                        let rng = randomness.dropout.then_some(&mut rng);
+                        self.forward_image(img, rng, &mut scratch)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let flat = if self.shapes.is_empty() {
+            images.to_vec()
+        } else {
+            let mut flat = Vec::with_capacity(n * flat_len);
+            for b in per_image.iter().filter_map(|blocks| blocks.last()) {
+                flat.extend_from_slice(&b.out);
+            }
+            flat
+        };
+        // Dense layers; their dropout masks come from a stream of their own.
+        let mut rng = ChaCha8Rng::seed_from_u64(sub_seed(randomness.seed, u64::MAX));
+        let d = self.dense_index();
+        let mut h1 = self.dense(&flat, n, d);
+        conv::relu(&mut h1);
+        let drop1 = if randomness.dropout && self.config.dense_dropout > 0.0 {
+            dropout_mask(&mut rng, h1.len(), self.config.dense_dropout)
+        } else {
+            Vec::new()
+        };
+        let h1d: Vec<T> = if drop1.is_empty() {
+            h1.clone()
+        } else {
+            h1.iter().zip(&drop1).map(|(a, b)| *a * *b).collect()
+        };
+        let mut h2d = self.dense(&h1d, n, d + 2);
+        let drop2 = if randomness.dropout && self.config.dense_1_dropout > 0.0 {
+            dropout_mask(&mut rng, h2d.len(), self.config.dense_1_dropout)
+        } else {
+            Vec::new()
+        };
+        if !drop2.is_empty() {
+            h2d.iter_mut().zip(&drop2).for_each(|(a, b)| *a *= *b);
+        }
+        let logits = self.dense(&h2d, n, d + 4);
+        Ok(ForwardCache {
+            images: per_image,
+            flat,
+            h1,
+            drop1,
+            h1d,
+            drop2,
+            h2d,
+            logits,
+            batch: n,
+        })
+    }
+
+    /// The loss of a batch from its forward pass, and its gradient with respect to the outputs (logits).
+    pub fn loss(
+        &self,
+        cache: &ForwardCache<T>,
+        loss: Loss,
+        targets: BatchTargets<'_, T>,
+    ) -> Result<(f64, Vec<T>)> {
+        let n = cache.batch;
+        let outs = self.config.output_units;
+        crate::loss::loss_and_gradient(&cache.logits, n, outs, loss, targets)
+    }
+
+    /// The backward pass: the gradient of the loss with respect to every parameter, given the gradient
+    /// `grad_logits (batch, outputs)` with respect to the outputs.
+    pub fn backward(
+        &self,
+        images: &[T],
+        cache: &ForwardCache<T>,
+        grad_logits: &[T],
+    ) -> Result<Tensors<T>> {
+        let n = cache.batch;
+        let d = self.dense_index();
+        let mut grads = Tensors::zeros_like(&self.params);
+        // dense_2: W3 (n2 × O).
+        let dense_grads = |grads: &mut Tensors<T>, index: usize, x: &[T], dy: &[T]| {
+            let n_out = self.params.data[index + 1].len();
+            let n_in = self.params.data[index].len() / n_out;
+            gemm(
+                n_in,
+                n_out,
+                n,
+                &mut grads.data[index],
+                n_out,
+                false,
+                Mat::transposed(x, n_in),
+                Mat::rows(dy, n_out),
+                Parallelism::Rayon(0),
+            );
+            col_sums(dy, n_out, &mut grads.data[index + 1]);
+            // ∂L/∂x = dy · Wᵀ.
+            let mut dx = vec![T::ZERO; n * n_in];
+            gemm(
+                n,
+                n_in,
+                n_out,
+                &mut dx,
+                n_in,
+                false,
+                Mat::rows(dy, n_out),
+                Mat::transposed(&self.params.data[index], n_out),
+                Parallelism::Rayon(0),
+            );
+            dx
+        };
+        let mut dh2 = dense_grads(&mut grads, d + 4, &cache.h2d, grad_logits);
+        if !cache.drop2.is_empty() {
+            dh2.iter_mut().zip(&cache.drop2).for_each(|(g, s)| *g *= *s);
+        }
+        let mut dh1 = dense_grads(&mut grads, d + 2, &cache.h1d, &dh2);
+        if !cache.drop1.is_empty() {
+            dh1.iter_mut().zip(&cache.drop1).for_each(|(g, s)| *g *= *s);
+        }
+        dh1.iter_mut().zip(&cache.h1).for_each(|(g, h)| {
+            if *h <= T::ZERO {
+                *g = T::ZERO
+            }
+        });
+        let dflat = dense_grads(&mut grads, d, &cache.flat, &dh1);
+        if self.shapes.is_empty() {
+            return Ok(grads);
+        }
+
+        // Convolution blocks: per image in fixed chunks, each chunk summing into its own gradients, then
+        // the chunks summed in order.
+        let per = self.image_len();
+        let flat_len = dflat.len() / n;
+        let flipped: Vec<Vec<T>> = (0..self.shapes.len())
+            .map(|l| {
+                let s = self.conv_shape(l);
+                if l == 0 {
+                    Vec::new()
+                } else {
+                    conv::flipped_kernel(&self.params.data[2 * l], s.kh, s.kw, s.input.2, s.filters)
+                }
+            })
+            .collect();
+        let conv_params = 2 * self.shapes.len();
+        let partials: Vec<Vec<Vec<T>>> = cache
+            .images
+            .par_chunks(CHUNK)
+            .enumerate()
+            .map(|(chunk, blocks_of)| {
+                let mut g: Vec<Vec<T>> = self.params.data[..conv_params]
+                    .iter()
+                    .map(|t| vec![T::ZERO; t.len()])
+                    .collect();
+                let mut scratch = ConvScratch::default();
+                for (i, blocks) in blocks_of.iter().enumerate() {
+                    let index = chunk * CHUNK + i;
+                    let image = &images[index * per..(index + 1) * per];
+                    let grad_out = &dflat[index * flat_len..(index + 1) * flat_len];
+                    self.backward_image(image, blocks, grad_out, &flipped, &mut g, &mut scratch);
+                }
+                g
+            })
+            .collect();
+        for part in partials {
+            for (dst, src) in grads.data.iter_mut().zip(part) {
+                for (a, b) in dst.iter_mut().zip(src) {
+                    *a += b;
+                }
+            }
+        }
+        Ok(grads)
+    }
+
+    fn backward_image(
+        &self,
+        image: &[T],
+        blocks: &[BlockCache<T>],
+        grad_flat: &[T],
+        flipped: &[Vec<T>],
+        grads: &mut [Vec<T>],
+        scratch: &mut ConvScratch<T>,
+    ) {
+        let mut g = grad_flat.to_vec();
+        for l in (0..self.shapes.len()).rev() {
+            let b = &blocks[l];
+            let s = self.conv_shape(l);
+            if !b.drop.is_empty() {
+                g.iter_mut().zip(&b.drop).for_each(|(v, d)| *v *= *d);
+            }
+            let mut ga = if b.argmax.is_empty() {
+                g
+            } else {
+                let mut ga = vec![T::ZERO; b.act.len()];
+                conv::maxpool_backward(&g, &b.argmax, &mut ga);
+                ga
+            };
+            ga.iter_mut().zip(&b.act).for_each(|(v, a)| {
+                if *a <= T::ZERO {
+                    *v = T::ZERO
+                }
+            });
+            let input = if l == 0 { image } else { &blocks[l - 1].out };
+            let (dk, rest) = grads[2 * l..].split_at_mut(1);
+            conv::conv_weight_grad(input, &s, &ga, &mut dk[0], &mut rest[0], scratch);
+            if l == 0 {
+                break;
+            }
+            let (h, w, c) = s.input;
+            let mut gi = vec![T::ZERO; h * w * c];
+            conv::conv_input_grad(&ga, &s, &flipped[l], &mut gi, scratch);
+            g = gi;
+        }
+    }
+
+    /// The network's predictions for a batch, without dropout: `(batch, outputs)`, after the softmax of
+    /// a classifier.
+    pub fn predict(&self, images: &[T]) -> Result<Vec<T>> {
+        let cache = self.forward(
+            images,
+            StepRandomness {
+                seed: 0,
+                dropout: false,
+            },
+        )?;
+        let mut out = cache.logits;
+        if self.config.output_activation == OutputActivation::Softmax {
+            crate::loss::softmax_in_place(&mut out, self.config.output_units);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,166 @@
+//! Every layer's backward pass against central finite differences, in f64, through the same generic code
+//! that trains in f32.
+//!
+//! The network is tiny but has every layer kind: an explicit-im2col convolution (3 channels), max-pooling,
+//! dropout after a block, a second explicit convolution, an implicit-GEMM convolution (`kw·c = 64`), ReLU,
+//! Dense with ReLU and dropout, a linear Dense with dropout, and the output layer, under both losses.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sdss_cnn::{CnnConfig, ConvLayerConfig, OutputActivation};
+use sdss_train::{BatchTargets, Loss, Network, StepRandomness, Tensors};
+
+fn config(outputs: usize, activation: OutputActivation) -> CnnConfig {
+    CnnConfig {
+        input_height: 9,
+        input_width: 10,
+        input_channels: 3,
+        conv_layers: vec![
+            ConvLayerConfig::new(4, [3, 3]).pooled(2).with_dropout(0.3),
+            ConvLayerConfig::new(32, [2, 2]),
+            ConvLayerConfig::new(5, [2, 2]),
+        ],
+        dense_units: 6,
+        dense_1_units: 4,
+        output_units: outputs,
+        dense_dropout: 0.2,
+        dense_1_dropout: 0.1,
+        output_activation: activation,
+    }
+}
+
+fn random_network(cfg: CnnConfig, seed: u64) -> Network<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let data = cfg
+        .tensor_specs()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let n: usize = s.shape.iter().product();
+            let fan_in: usize = s.shape[..s.shape.len().saturating_sub(1)].iter().product();
+            let scale = 1.5 / (fan_in.max(1) as f64).sqrt();
+            if s.shape.len() == 1 {
+                // Positive biases keep most ReLUs alive, so that most gradients are non-zero.
+                (0..n).map(|_| rng.random_range(0.05..0.5)).collect()
+            } else {
+                (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+            }
+        })
+        .collect();
+    Network::new(cfg, Tensors { data }).unwrap()
+}
+
+fn check(loss: Loss, outputs: usize, activation: OutputActivation) {
+    let net = random_network(config(outputs, activation), 11);
+    let n = 5;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let images: Vec<f64> = (0..n * 9 * 10 * 3).map(|_| rng.random::<f64>()).collect();
+    let values: Vec<f64> = (0..n * outputs).map(|_| rng.random::<f64>()).collect();
+    let classes: Vec<usize> = (0..n).map(|i| i % outputs).collect();
+    let targets = match loss {
+        Loss::MeanSquaredError => BatchTargets::Values(&values),
+        Loss::SoftmaxCrossEntropy => BatchTargets::Classes(&classes),
+    };
+    // The same seed gives the same dropout masks in every evaluation.
+    let randomness = StepRandomness {
+        seed: 99,
+        dropout: true,
+    };
+    let loss_of = |net: &Network<f64>| {
+        let cache = net.forward(&images, randomness).unwrap();
+        net.loss(&cache, loss, targets).unwrap().0
+    };
+    let cache = net.forward(&images, randomness).unwrap();
+    let (_, grad_out) = net.loss(&cache, loss, targets).unwrap();
+    let grads = net.backward(&images, &cache, &grad_out).unwrap();
+
+    let names: Vec<String> = net
+        .config()
+        .tensor_specs()
+        .unwrap()
+        .iter()
+        .map(|s| s.key())
+        .collect();
+    let h = 1e-6;
+    let mut worst = 0.0f64;
+    let mut nonzero = 0;
+    for (t, name) in names.iter().enumerate() {
+        for i in 0..net.params.data[t].len() {
+            let mut plus = net.clone();
+            plus.params.data[t][i] += h;
+            let mut minus = net.clone();
+            minus.params.data[t][i] -= h;
+            let numeric = (loss_of(&plus) - loss_of(&minus)) / (2.0 * h);
+            let analytic = grads.data[t][i];
+            let err = (numeric - analytic).abs() / (1e-4 + analytic.abs().max(numeric.abs()));
+            assert!(
+                err < 1e-5,
+                "{name}[{i}]: analytic {analytic:e}, finite difference {numeric:e} (relative error {err:e})"
+            );
+            worst = worst.max(err);
+            if analytic.abs() > 1e-9 {
+                nonzero += 1;
+            }
+        }
+    }
+    // A check of all-zero gradients would prove nothing: most must be non-zero.
+    let total: usize = net.params.data.iter().map(Vec::len).sum();
+    assert!(nonzero * 10 > total * 7, "{nonzero} of {total} gradients are non-zero");
+    eprintln!("{loss:?}: worst relative error {worst:e} over {total} parameters");
+}
+
+#[test]
+fn mean_squared_error_gradients_match_finite_differences() {
+    check(Loss::MeanSquaredError, 2, OutputActivation::Linear);
+}
+
+#[test]
+fn softmax_cross_entropy_gradients_match_finite_differences() {
+    check(Loss::SoftmaxCrossEntropy, 3, OutputActivation::Softmax);
+}
+
+#[test]
+fn dropout_keeps_the_keras_fraction_and_scale() {
+    // A network whose only randomness is a 0.3 dropout after `dense`: the mean kept fraction over many
+    // units must be 0.7 and kept units are scaled by 1/0.7, so the expected activation is unchanged.
+    let mut cfg = config(1, OutputActivation::Linear);
+    cfg.conv_layers.iter_mut().for_each(|l| l.dropout = 0.0);
+    cfg.dense_units = 4000;
+    cfg.dense_dropout = 0.3;
+    cfg.dense_1_dropout = 0.0;
+    let net = random_network(cfg, 5);
+    let images = vec![0.5f64; 2 * 9 * 10 * 3];
+    let off = net
+        .forward(&images, StepRandomness { seed: 1, dropout: false })
+        .unwrap();
+    let on = net
+        .forward(&images, StepRandomness { seed: 1, dropout: true })
+        .unwrap();
+    let (mut kept, mut active, mut sum_on, mut sum_off) = (0usize, 0usize, 0.0, 0.0);
+    for (a, b) in on.dense_after_dropout().iter().zip(off.dense_after_dropout()) {
+        if *b > 0.0 {
+            active += 1;
+            if *a > 0.0 {
+                kept += 1;
+                // Keras scales by 1/(1 − rate) with the rate in float32.
+                let scale = 1.0 / (1.0 - 0.3f32 as f64);
+                assert!((a / b - scale).abs() < 1e-12, "scale {}", a / b);
+            }
+        }
+        sum_on += a;
+        sum_off += b;
+    }
+    let frac = kept as f64 / active as f64;
+    // Binomial standard error with ~4000 active units is ~0.007: allow 4σ.
+    assert!((frac - 0.7).abs() < 0.03, "kept fraction {frac} of {active}");
+    assert!((sum_on / sum_off - 1.0).abs() < 0.05, "mean ratio {}", sum_on / sum_off);
+    // Different seeds give different masks; the same seed the same.
+    let again = net
+        .forward(&images, StepRandomness { seed: 1, dropout: true })
+        .unwrap();
+    let other = net
+        .forward(&images, StepRandomness { seed: 2, dropout: true })
+        .unwrap();
+    assert_eq!(on.dense_after_dropout(), again.dense_after_dropout());
+    assert_ne!(on.dense_after_dropout(), other.dense_after_dropout());
+}
