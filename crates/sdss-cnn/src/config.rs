@@ -257,7 +257,10 @@ impl CnnConfig {
                 ));
             }
             if x.max_pool != y.max_pool {
-                d.push(format!("{name} pooling {:?} vs {:?}", x.max_pool, y.max_pool));
+                d.push(format!(
+                    "{name} pooling {:?} vs {:?}",
+                    x.max_pool, y.max_pool
+                ));
             }
         }
         for (name, x, y) in [
@@ -539,7 +542,10 @@ mod tests {
         assert_eq!(CnnConfig::small().flatten_len().unwrap(), 1_152);
         let small = CnnConfig::small().flops_to_dense().unwrap();
         assert!((9.0e6..9.2e6).contains(&small), "{small}");
-        assert!(CnnConfig::named("tiny").unwrap_err().to_string().contains("small"));
+        assert!(CnnConfig::named("tiny")
+            .unwrap_err()
+            .to_string()
+            .contains("small"));
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub enum KerasFormat {
     Keras3Hdf5,
     /// Keras 3 `.keras` zip archive.
     KerasZip,
+    /// Not from Keras: trained by `sdss-clustering train` (the manifest's `training` says how).
+    Trained,
 }
 
 /// A Keras model read and checked against its own architecture.
@@ -71,6 +73,9 @@ pub struct Manifest {
     pub safetensors_sha256: String,
     /// Every tensor in the safetensors file, in network order.
     pub tensors: Vec<ManifestTensor>,
+    /// For weights trained by `sdss-clustering train`: the recipe, data and result summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<Value>,
 }
 
 /// Provenance of converted weights.
@@ -564,12 +569,30 @@ pub fn manifest_path(safetensors_path: &Path) -> PathBuf {
 /// Writes `model` as safetensors at `out` and its manifest next to it (both atomically); `location` is the
 /// path or URL recorded as the source. This is what `cargo xtask fetch-weights` does after reading a file.
 pub fn write_converted(model: &KerasModel, location: &str, out: &Path) -> Result<Manifest> {
+    let source = ManifestSource {
+        location: location.to_string(),
+        format: model.format,
+        keras_version: model.keras_version.clone(),
+        sha256: model.source_sha256.clone(),
+    };
+    write_with_manifest(&model.config, &model.weights, source, None, out)
+}
+
+/// Writes weights as safetensors at `out` and the manifest `fetch-weights` writes next to it (both
+/// atomically), with `source` as their provenance and, for trained weights, `training` (the recipe and
+/// its result). `features --weights`, `run --weights` and `similar` read the result unchanged.
+pub fn write_with_manifest(
+    config: &CnnConfig,
+    weights: &CnnWeights,
+    source: ManifestSource,
+    training: Option<Value>,
+    out: &Path,
+) -> Result<Manifest> {
     let mut meta = HashMap::new();
-    meta.insert("source_sha256".to_string(), model.source_sha256.clone());
-    meta.insert("source".to_string(), location.to_string());
-    let bytes = weights::to_safetensors_bytes(&model.config, &model.weights, meta)?;
-    let tensors = model
-        .config
+    meta.insert("source_sha256".to_string(), source.sha256.clone());
+    meta.insert("source".to_string(), source.location.clone());
+    let bytes = weights::to_safetensors_bytes(config, weights, meta)?;
+    let tensors = config
         .tensor_specs()?
         .into_iter()
         .map(|s: TensorSpec| ManifestTensor {
@@ -581,22 +604,18 @@ pub fn write_converted(model: &KerasModel, location: &str, out: &Path) -> Result
     let manifest = Manifest {
         format: "sdss-cnn-weights".into(),
         version: 1,
-        config: model.config.clone(),
-        parameters: model.config.parameter_count()?,
-        source: ManifestSource {
-            location: location.to_string(),
-            format: model.format,
-            keras_version: model.keras_version.clone(),
-            sha256: model.source_sha256.clone(),
-        },
+        config: config.clone(),
+        parameters: config.parameter_count()?,
+        source,
         safetensors_sha256: sha256_hex(&bytes),
         tensors,
+        training,
     };
     weights::write_atomic(out, &bytes)?;
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| CnnError::InvalidConfig(format!("manifest: {e}")))?;
     weights::write_atomic(&manifest_path(out), &json)?;
-    tracing::info!(out = %out.display(), parameters = manifest.parameters, "wrote converted weights");
+    tracing::info!(out = %out.display(), parameters = manifest.parameters, "wrote weights");
     Ok(manifest)
 }
 

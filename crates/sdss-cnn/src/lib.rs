@@ -44,6 +44,8 @@ pub mod candle_ref;
 pub mod config;
 mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fast;
 pub mod keras;
 pub mod model;
 pub mod weights;

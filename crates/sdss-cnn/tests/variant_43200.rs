@@ -114,4 +114,3 @@ fn variant_43200_matches_keras() {
         );
     }
 }
-

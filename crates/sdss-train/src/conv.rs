@@ -17,8 +17,9 @@
 
 use gemm::Parallelism;
 use sdss_cnn::config::Hwc;
+use sdss_cnn::fast::{Winograd5x5, Winograd5x5Scratch};
 
-use crate::real::{gemm, Mat, Real};
+use crate::real::{as_f32, as_f32_mut, gemm, Mat, Real};
 
 /// Kernel rows narrower than this (in floats) use an explicit im2col: a 6×3 window would make GEMMs with
 /// K = 18, which wastes the microkernel.
@@ -30,6 +31,28 @@ pub(crate) struct ConvScratch<T> {
     pitched: Vec<T>,
     col: Vec<T>,
     padded: Vec<T>,
+    wino: Winograd5x5Scratch,
+}
+
+/// `out = input ⋆ kernel (+ bias)` through the Winograd kernel `fast` when there is one and `T` is f32,
+/// else through [`conv_forward`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_forward_fast<T: Real>(
+    input: &[T],
+    s: &ConvShape,
+    kernel: &[T],
+    bias: Option<&[T]>,
+    fast: Option<&Winograd5x5>,
+    out: &mut [T],
+    scratch: &mut ConvScratch<T>,
+) {
+    if let (Some(k), Some(x)) = (fast, as_f32(input)) {
+        if let Some(o) = as_f32_mut(out) {
+            k.forward(x, s.input, o, &mut scratch.wino);
+            return;
+        }
+    }
+    conv_forward(input, s, kernel, bias, out, scratch);
 }
 
 fn resize<T: Real>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
@@ -226,6 +249,7 @@ pub(crate) fn conv_input_grad<T: Real>(
     grad_out: &[T],
     s: &ConvShape,
     flipped: &[T],
+    fast: Option<&Winograd5x5>,
     grad_in: &mut [T],
     scratch: &mut ConvScratch<T>,
 ) {
@@ -244,7 +268,7 @@ pub(crate) fn conv_input_grad<T: Real>(
         kw: s.kw,
         filters: s.input.2,
     };
-    conv_forward(p, &full, flipped, None, grad_in, scratch);
+    conv_forward_fast(p, &full, flipped, None, fast, grad_in, scratch);
     scratch.padded = padded;
 }
 

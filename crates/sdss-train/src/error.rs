@@ -11,11 +11,15 @@ pub enum TrainError {
 
     /// The network's architecture or weights were rejected by sdss-cnn.
     #[error(transparent)]
-    Cnn(#[from] sdss_cnn::CnnError),
+    Cnn(Box<sdss_cnn::CnnError>),
 
     /// Reading or writing images, arrays or CSV files failed.
     #[error(transparent)]
-    Io(#[from] sdss_io::IoError),
+    Io(Box<sdss_io::IoError>),
+
+    /// The catalogue, the join with the images or the split is unusable.
+    #[error(transparent)]
+    Data(Box<crate::catalog::TrainDataError>),
 
     /// A file could not be read or written.
     #[error("{path}: {source}")]
@@ -54,6 +58,25 @@ pub enum TrainError {
         /// 1-based epoch that was running.
         epoch: usize,
     },
+}
+
+// Boxed: the wrapped errors are large, and `Result<_, TrainError>` is returned on every step.
+impl From<sdss_cnn::CnnError> for TrainError {
+    fn from(e: sdss_cnn::CnnError) -> Self {
+        TrainError::Cnn(Box::new(e))
+    }
+}
+
+impl From<sdss_io::IoError> for TrainError {
+    fn from(e: sdss_io::IoError) -> Self {
+        TrainError::Io(Box::new(e))
+    }
+}
+
+impl From<crate::catalog::TrainDataError> for TrainError {
+    fn from(e: crate::catalog::TrainDataError) -> Self {
+        TrainError::Data(Box::new(e))
+    }
 }
 
 /// Result alias of this crate.

@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod catalog;
+pub mod checkpoint;
 mod conv;
 pub mod error;
 pub mod loss;
@@ -11,8 +12,12 @@ pub mod network;
 pub mod optim;
 pub mod real;
 pub mod split;
+pub mod trainer;
 
 pub use error::{Result, TrainError};
 pub use network::{BatchTargets, Loss, Network, StepRandomness, Tensors};
 pub use optim::{Adam, ReduceLrOnPlateau};
 pub use real::Real;
+pub use trainer::{
+    BatchProgress, Dataset, EpochRecord, Observer, Quiet, TrainOptions, TrainTargets, Trainer,
+};

@@ -13,8 +13,9 @@ pub fn softmax_in_place<T: Real>(x: &mut [T], cols: usize) {
             *v = (*v - max).exp();
             sum += *v;
         }
+        let inv = T::ONE / sum;
         for v in row.iter_mut() {
-            *v = *v / sum;
+            *v *= inv;
         }
     }
 }
@@ -81,7 +82,7 @@ pub fn loss_and_gradient<T: Real>(
                 let lse: f64 = z.iter().map(|v| (v.to_f64() - max).exp()).sum::<f64>().ln();
                 sum += lse - (z[label].to_f64() - max);
                 row[label] -= T::ONE;
-                row.iter_mut().for_each(|v| *v = *v * inv_n);
+                row.iter_mut().for_each(|v| *v *= inv_n);
             }
             Ok((sum / n as f64, p))
         }

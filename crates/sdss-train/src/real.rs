@@ -79,6 +79,26 @@ macro_rules! impl_real {
 impl_real!(f32);
 impl_real!(f64);
 
+/// `x` as f32 values when `T` is f32 (for the f32-only fast kernels), `None` otherwise.
+pub(crate) fn as_f32<T: 'static>(x: &[T]) -> Option<&[f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32 (same type id), so the cast is the identity.
+        Some(unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()) })
+    } else {
+        None
+    }
+}
+
+/// Mutable [`as_f32`].
+pub(crate) fn as_f32_mut<T: 'static>(x: &mut [T]) -> Option<&mut [f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32 (same type id), so the cast is the identity.
+        Some(unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<f32>(), x.len()) })
+    } else {
+        None
+    }
+}
+
 /// A read-only matrix operand: `m[i][j] = data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
 pub(crate) struct Mat<'a, T> {

@@ -105,7 +105,10 @@ fn check(loss: Loss, outputs: usize, activation: OutputActivation) {
     }
     // A check of all-zero gradients would prove nothing: most must be non-zero.
     let total: usize = net.params.data.iter().map(Vec::len).sum();
-    assert!(nonzero * 10 > total * 7, "{nonzero} of {total} gradients are non-zero");
+    assert!(
+        nonzero * 10 > total * 7,
+        "{nonzero} of {total} gradients are non-zero"
+    );
     eprintln!("{loss:?}: worst relative error {worst:e} over {total} parameters");
 }
 
@@ -131,13 +134,29 @@ fn dropout_keeps_the_keras_fraction_and_scale() {
     let net = random_network(cfg, 5);
     let images = vec![0.5f64; 2 * 9 * 10 * 3];
     let off = net
-        .forward(&images, StepRandomness { seed: 1, dropout: false })
+        .forward(
+            &images,
+            StepRandomness {
+                seed: 1,
+                dropout: false,
+            },
+        )
         .unwrap();
     let on = net
-        .forward(&images, StepRandomness { seed: 1, dropout: true })
+        .forward(
+            &images,
+            StepRandomness {
+                seed: 1,
+                dropout: true,
+            },
+        )
         .unwrap();
     let (mut kept, mut active, mut sum_on, mut sum_off) = (0usize, 0usize, 0.0, 0.0);
-    for (a, b) in on.dense_after_dropout().iter().zip(off.dense_after_dropout()) {
+    for (a, b) in on
+        .dense_after_dropout()
+        .iter()
+        .zip(off.dense_after_dropout())
+    {
         if *b > 0.0 {
             active += 1;
             if *a > 0.0 {
@@ -152,14 +171,33 @@ fn dropout_keeps_the_keras_fraction_and_scale() {
     }
     let frac = kept as f64 / active as f64;
     // Binomial standard error with ~4000 active units is ~0.007: allow 4σ.
-    assert!((frac - 0.7).abs() < 0.03, "kept fraction {frac} of {active}");
-    assert!((sum_on / sum_off - 1.0).abs() < 0.05, "mean ratio {}", sum_on / sum_off);
+    assert!(
+        (frac - 0.7).abs() < 0.03,
+        "kept fraction {frac} of {active}"
+    );
+    assert!(
+        (sum_on / sum_off - 1.0).abs() < 0.05,
+        "mean ratio {}",
+        sum_on / sum_off
+    );
     // Different seeds give different masks; the same seed the same.
     let again = net
-        .forward(&images, StepRandomness { seed: 1, dropout: true })
+        .forward(
+            &images,
+            StepRandomness {
+                seed: 1,
+                dropout: true,
+            },
+        )
         .unwrap();
     let other = net
-        .forward(&images, StepRandomness { seed: 2, dropout: true })
+        .forward(
+            &images,
+            StepRandomness {
+                seed: 2,
+                dropout: true,
+            },
+        )
         .unwrap();
     assert_eq!(on.dense_after_dropout(), again.dense_after_dropout());
     assert_ne!(on.dense_after_dropout(), other.dense_after_dropout());
