@@ -89,7 +89,8 @@ pub struct ReduceLrOnPlateau {
     pub min_delta: f64,
     /// Epochs to wait after a reduction before counting again (Keras default 0).
     pub cooldown: u32,
-    /// Best loss so far.
+    /// Best loss so far (infinite before the first epoch; JSON has no infinity, so it is written as null).
+    #[serde(with = "finite_or_null")]
     pub best: f64,
     /// Epochs since the best.
     pub wait: u32,
@@ -133,6 +134,23 @@ impl ReduceLrOnPlateau {
             }
         }
         lr
+    }
+}
+
+/// Serialises a float that may be infinite as a JSON number, or null when it is not finite.
+mod finite_or_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
     }
 }
 
