@@ -22,6 +22,20 @@ pub struct Winograd5x5Scratch {
     out: Vec<f32>,
 }
 
+/// Accumulates the kernel gradient of a 5×5 'valid' layer for one image through Winograd F(5×5, 4×4):
+/// `dkernel (5, 5, c, filters) HWIO += Σ_{y,x} input[y+ky][x+kx][c] · grad[y][x][f]`, where `grad` is
+/// `(h−4, w−4, filters)`. Single-threaded; ~1e-6 relative error.
+pub fn weight_grad_5x5(
+    input: &[f32],
+    in_shape: Hwc,
+    grad: &[f32],
+    filters: usize,
+    dkernel: &mut [f32],
+    s: &mut Winograd5x5Scratch,
+) {
+    winograd::weight_grad5x5(input, in_shape, grad, filters, dkernel, &mut s.wino);
+}
+
 impl Winograd5x5 {
     /// The transformed kernel of an HWIO `(5, 5, in_channels, filters)` kernel with `bias` (length
     /// `filters`); `None` if the shapes do not fit.

@@ -128,7 +128,7 @@ pub(crate) fn conv5x5(
     s: &mut WinogradScratch,
     par: Parallelism,
 ) -> usize {
-    let (h, w, c) = in_shape;
+    let (_, _, c) = in_shape;
     let (oh, ow, f) = conv_shape;
     debug_assert_eq!((c, f), (k.c, k.f));
     let (th, tw) = (oh.div_ceil(M), ow.div_ceil(M));
@@ -145,54 +145,7 @@ pub(crate) fn conv5x5(
         // Input transform: V[p][tile][c] = (Bᵀ d B)[p] for each tile's 8×8×c patch.
         for tb in 0..nb {
             let (ty, tx) = ((t0 + tb) / tw, (t0 + tb) % tw);
-            let d = &mut s.d[..T * T * c];
-            for i in 0..T {
-                for j in 0..T {
-                    let (y, x) = (ty * M + i, tx * M + j);
-                    let dst = &mut d[(i * T + j) * c..(i * T + j + 1) * c];
-                    if y < h && x < w {
-                        dst.copy_from_slice(&input[(y * w + x) * c..(y * w + x + 1) * c]);
-                    } else {
-                        dst.fill(0.0);
-                    }
-                }
-            }
-            // t[i][j] = Σ_k BT[i][k] d[k][j]
-            let t = &mut s.t[..T * T * c];
-            t.fill(0.0);
-            for i in 0..T {
-                for kk in 0..T {
-                    let b = BT[i][kk];
-                    if b == 0.0 {
-                        continue;
-                    }
-                    for j in 0..T {
-                        let src = &d[(kk * T + j) * c..(kk * T + j + 1) * c];
-                        let dst = &mut t[(i * T + j) * c..(i * T + j + 1) * c];
-                        for (o, v) in dst.iter_mut().zip(src) {
-                            *o += b * v;
-                        }
-                    }
-                }
-            }
-            // V[i][j] = Σ_l t[i][l] BT[j][l]
-            for i in 0..T {
-                for j in 0..T {
-                    let p = i * T + j;
-                    let dst = &mut s.v[(p * TILE_BLOCK + tb) * c..(p * TILE_BLOCK + tb + 1) * c];
-                    dst.fill(0.0);
-                    for l in 0..T {
-                        let b = BT[j][l];
-                        if b == 0.0 {
-                            continue;
-                        }
-                        let src = &t[(i * T + l) * c..(i * T + l + 1) * c];
-                        for (o, v) in dst.iter_mut().zip(src) {
-                            *o += b * v;
-                        }
-                    }
-                }
-            }
+            input_transform(input, in_shape, (ty, tx), tb, s);
         }
         // 64 GEMMs: M[p] (nb × f) = V[p] (nb × c) · U[p] (c × f).
         for p in 0..T * T {
@@ -246,10 +199,253 @@ pub(crate) fn conv5x5(
     pitch
 }
 
+/// `s.v[(p·TILE_BLOCK + tb)·c ..]` = (Bᵀ d B)[p] (integer-scaled Bᵀ) for the 8×8×c input patch of tile
+/// (ty, tx), zero beyond the input's edges.
+fn input_transform(
+    input: &[f32],
+    in_shape: Hwc,
+    (ty, tx): (usize, usize),
+    tb: usize,
+    s: &mut WinogradScratch,
+) {
+    let (h, w, c) = in_shape;
+    let d = &mut s.d[..T * T * c];
+    for i in 0..T {
+        for j in 0..T {
+            let (y, x) = (ty * M + i, tx * M + j);
+            let dst = &mut d[(i * T + j) * c..(i * T + j + 1) * c];
+            if y < h && x < w {
+                dst.copy_from_slice(&input[(y * w + x) * c..(y * w + x + 1) * c]);
+            } else {
+                dst.fill(0.0);
+            }
+        }
+    }
+    // t[i][j] = Σ_k BT[i][k] d[k][j]
+    let t = &mut s.t[..T * T * c];
+    t.fill(0.0);
+    for i in 0..T {
+        for kk in 0..T {
+            let b = BT[i][kk];
+            if b == 0.0 {
+                continue;
+            }
+            for j in 0..T {
+                let src = &d[(kk * T + j) * c..(kk * T + j + 1) * c];
+                let dst = &mut t[(i * T + j) * c..(i * T + j + 1) * c];
+                for (o, v) in dst.iter_mut().zip(src) {
+                    *o += b * v;
+                }
+            }
+        }
+    }
+    // V[i][j] = Σ_l t[i][l] BT[j][l]
+    for i in 0..T {
+        for j in 0..T {
+            let p = i * T + j;
+            let dst = &mut s.v[(p * TILE_BLOCK + tb) * c..(p * TILE_BLOCK + tb + 1) * c];
+            dst.fill(0.0);
+            for l in 0..T {
+                let b = BT[j][l];
+                if b == 0.0 {
+                    continue;
+                }
+                let src = &t[(i * T + l) * c..(i * T + l + 1) * c];
+                for (o, v) in dst.iter_mut().zip(src) {
+                    *o += b * v;
+                }
+            }
+        }
+    }
+}
+
+/// Accumulates the kernel gradient of a 5×5 'valid' layer for one image: `dkernel (5, 5, c, f) HWIO +=
+/// Σ_{y,x} input[y+ky][x+kx][c] · grad[y][x][f]`, with `grad (oh, ow, f)` the gradient with respect to
+/// the layer's output.
+///
+/// Each 4×4 tile of `grad` and the 8×8 input patch under it contribute a 5×5 correlation, which is
+/// Winograd F(5×5, 4×4) on the same eight points: its input transform is the forward pass's Bᵀ·d·B, the
+/// "kernel" transform of the gradient tile uses Aᵀ of F(4×4, 5×5) transposed, and the output transform
+/// uses its G. So the 64 products per tile become 64 GEMMs (c × tiles)·(tiles × f) summed over all tiles,
+/// 6.1× fewer multiplications than the direct weight gradient.
+pub(crate) fn weight_grad5x5(
+    input: &[f32],
+    in_shape: Hwc,
+    grad: &[f32],
+    f: usize,
+    dkernel: &mut [f32],
+    s: &mut WinogradScratch,
+) {
+    let (h, w, c) = in_shape;
+    let (oh, ow) = (h - (R - 1), w - (R - 1));
+    let (th, tw) = (oh.div_ceil(M), ow.div_ceil(M));
+    let ntiles = th * tw;
+    grow(&mut s.v, T * T * TILE_BLOCK * c);
+    grow(&mut s.m, T * T * TILE_BLOCK * f);
+    grow(&mut s.d, T * T * c.max(f));
+    grow(&mut s.t, T * T * c.max(f));
+    let mut acc = vec![0.0f32; T * T * c * f];
+    let mut t0 = 0;
+    while t0 < ntiles {
+        let nb = TILE_BLOCK.min(ntiles - t0);
+        for tb in 0..nb {
+            let (ty, tx) = ((t0 + tb) / tw, (t0 + tb) % tw);
+            input_transform(input, in_shape, (ty, tx), tb, s);
+            // The gradient tile g (4×4×f), zero past the output's edges; U = (ATᵀ g AT) in s.m.
+            let g = &mut s.d[..M * M * f];
+            for a in 0..M {
+                for b in 0..M {
+                    let (y, x) = (ty * M + a, tx * M + b);
+                    let dst = &mut g[(a * M + b) * f..(a * M + b + 1) * f];
+                    if y < oh && x < ow {
+                        dst.copy_from_slice(&grad[(y * ow + x) * f..(y * ow + x + 1) * f]);
+                    } else {
+                        dst.fill(0.0);
+                    }
+                }
+            }
+            // q[i][b] = Σ_a AT[a][i] g[a][b]
+            let q = &mut s.t[..T * M * f];
+            q.fill(0.0);
+            for i in 0..T {
+                for a in 0..M {
+                    let coef = AT[a][i];
+                    if coef == 0.0 {
+                        continue;
+                    }
+                    for b in 0..M {
+                        let src = &g[(a * M + b) * f..(a * M + b + 1) * f];
+                        let dst = &mut q[(i * M + b) * f..(i * M + b + 1) * f];
+                        for (o, v) in dst.iter_mut().zip(src) {
+                            *o += coef * v;
+                        }
+                    }
+                }
+            }
+            // U[i][j] = Σ_b q[i][b] AT[b][j]
+            for i in 0..T {
+                for j in 0..T {
+                    let p = i * T + j;
+                    let dst = &mut s.m[(p * TILE_BLOCK + tb) * f..(p * TILE_BLOCK + tb + 1) * f];
+                    dst.fill(0.0);
+                    for b in 0..M {
+                        let coef = AT[b][j];
+                        if coef == 0.0 {
+                            continue;
+                        }
+                        let src = &q[(i * M + b) * f..(i * M + b + 1) * f];
+                        for (o, v) in dst.iter_mut().zip(src) {
+                            *o += coef * v;
+                        }
+                    }
+                }
+            }
+        }
+        // 64 GEMMs: acc[p] (c × f) += V[p]ᵀ (c × nb) · U[p] (nb × f).
+        for p in 0..T * T {
+            let lhs = &s.v[p * TILE_BLOCK * c..(p * TILE_BLOCK + nb) * c];
+            let rhs = &s.m[p * TILE_BLOCK * f..(p * TILE_BLOCK + nb) * f];
+            let dst = &mut acc[p * c * f..(p + 1) * c * f];
+            // SAFETY: lhs holds nb·c values read as the (c × nb) matrix with row stride 1 and column
+            // stride c; rhs nb·f values as (nb × f); dst c·f values; the buffers are distinct.
+            unsafe {
+                gemm::gemm(
+                    c,
+                    f,
+                    nb,
+                    dst.as_mut_ptr(),
+                    1,
+                    f as isize,
+                    true,
+                    lhs.as_ptr(),
+                    c as isize,
+                    1,
+                    rhs.as_ptr(),
+                    1,
+                    f as isize,
+                    1.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        }
+        t0 += nb;
+    }
+    // Output transform, with the input transform's integer scaling undone:
+    // dW[ky][kx] += Σ_{i,j} G[i][ky] · acc[i][j] / (S_i S_j) · G[j][kx].
+    let mut row = vec![0.0f64; R * T];
+    for ci in 0..c {
+        for fi in 0..f {
+            let m = |i: usize, j: usize| {
+                acc[((i * T + j) * c + ci) * f + fi] as f64 / (BT_SCALE[i] * BT_SCALE[j])
+            };
+            for ky in 0..R {
+                for j in 0..T {
+                    row[ky * T + j] = (0..T).map(|i| G[i][ky] * m(i, j)).sum();
+                }
+            }
+            for ky in 0..R {
+                for kx in 0..R {
+                    let v: f64 = (0..T).map(|j| row[ky * T + j] * G[j][kx]).sum();
+                    dkernel[((ky * R + kx) * c + ci) * f + fi] += v as f32;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn weight_gradient_matches_the_direct_sum() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        // 13×14 input: a 9×10 output, so tiles run past the edges on both axes.
+        let (h, w, c, f) = (13, 14, 6, 5);
+        let (oh, ow) = (h - 4, w - 4);
+        let input: Vec<f32> = (0..h * w * c).map(|_| rng.random_range(0.0..1.0)).collect();
+        let grad: Vec<f32> = (0..oh * ow * f)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let mut dk = vec![0.5f32; 25 * c * f];
+        weight_grad5x5(
+            &input,
+            (h, w, c),
+            &grad,
+            f,
+            &mut dk,
+            &mut WinogradScratch::default(),
+        );
+        let (mut max_err, mut max_ref) = (0.0f64, 0.0f64);
+        for ky in 0..5 {
+            for kx in 0..5 {
+                for ci in 0..c {
+                    for fi in 0..f {
+                        let mut want = 0.5f64;
+                        for y in 0..oh {
+                            for x in 0..ow {
+                                want += input[((y + ky) * w + x + kx) * c + ci] as f64
+                                    * grad[(y * ow + x) * f + fi] as f64;
+                            }
+                        }
+                        let got = dk[((ky * 5 + kx) * c + ci) * f + fi] as f64;
+                        max_err = max_err.max((got - want).abs());
+                        max_ref = max_ref.max(want.abs());
+                    }
+                }
+            }
+        }
+        assert!(
+            max_err / max_ref < 2e-6,
+            "relative error {}",
+            max_err / max_ref
+        );
+    }
 
     #[test]
     fn matches_direct_convolution() {

@@ -220,6 +220,33 @@ pub(crate) fn conv_weight_grad<T: Real>(
     }
 }
 
+/// [`conv_weight_grad`], through Winograd F(5×5, 4×4) when `winograd` is set, the layer is 5×5 and `T`
+/// is f32.
+pub(crate) fn conv_weight_grad_fast<T: Real>(
+    input: &[T],
+    s: &ConvShape,
+    grad_out: &[T],
+    dkernel: &mut [T],
+    dbias: &mut [T],
+    winograd: bool,
+    scratch: &mut ConvScratch<T>,
+) {
+    if winograd && (s.kh, s.kw) == (5, 5) {
+        if let (Some(x), Some(g)) = (as_f32(input), as_f32(grad_out)) {
+            if let Some(dk) = as_f32_mut(dkernel) {
+                sdss_cnn::fast::weight_grad_5x5(x, s.input, g, s.filters, dk, &mut scratch.wino);
+                for px in grad_out.chunks_exact(s.filters) {
+                    for (d, g) in dbias.iter_mut().zip(px) {
+                        *d += *g;
+                    }
+                }
+                return;
+            }
+        }
+    }
+    conv_weight_grad(input, s, grad_out, dkernel, dbias, scratch);
+}
+
 /// The kernel for the input gradient: rotated by 180° with its channel axes swapped, HWIO `(kh, kw, f, c)`.
 pub(crate) fn flipped_kernel<T: Real>(
     kernel: &[T],

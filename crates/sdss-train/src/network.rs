@@ -202,8 +202,9 @@ impl<T: Real> Network<T> {
         })
     }
 
-    /// Switches the Winograd F(4×4, 5×5) path of 5×5 layers (forward pass and input gradient, f32 only)
-    /// on (the default) or off (plain GEMM; results agree to ~1e-6 relative, 2–3× slower for sdss_CNN).
+    /// Switches the Winograd path of 5×5 layers (F(4×4, 5×5) for the forward pass and the input gradient,
+    /// F(5×5, 4×4) for the weight gradient; f32 only) on (the default) or off (plain GEMMs; results agree
+    /// to ~1e-6 relative).
     pub fn with_winograd(mut self, enabled: bool) -> Self {
         self.winograd = enabled;
         self
@@ -608,7 +609,15 @@ impl<T: Real> Network<T> {
             });
             let input = if l == 0 { image } else { &blocks[l - 1].out };
             let (dk, rest) = grads[2 * l..].split_at_mut(1);
-            conv::conv_weight_grad(input, &s, &ga, &mut dk[0], &mut rest[0], scratch);
+            conv::conv_weight_grad_fast(
+                input,
+                &s,
+                &ga,
+                &mut dk[0],
+                &mut rest[0],
+                self.winograd,
+                scratch,
+            );
             if l == 0 {
                 break;
             }

@@ -202,3 +202,70 @@ fn dropout_keeps_the_keras_fraction_and_scale() {
     assert_eq!(on.dense_after_dropout(), again.dense_after_dropout());
     assert_ne!(on.dense_after_dropout(), other.dense_after_dropout());
 }
+
+#[test]
+fn winograd_5x5_path_in_f32_matches_the_f64_gradients() {
+    // The f32 fast path (Winograd forward, input gradient and weight gradient for 5×5 layers) against the
+    // generic f64 path that the finite differences above check.
+    let cfg = CnnConfig {
+        input_height: 22,
+        input_width: 21,
+        input_channels: 3,
+        conv_layers: vec![
+            ConvLayerConfig::new(6, [3, 3]),
+            ConvLayerConfig::new(7, [5, 5]).pooled(2),
+            ConvLayerConfig::new(4, [5, 5]),
+        ],
+        dense_units: 6,
+        dense_1_units: 4,
+        output_units: 1,
+        dense_dropout: 0.0,
+        dense_1_dropout: 0.0,
+        output_activation: OutputActivation::Linear,
+    };
+    let net64 = random_network(cfg.clone(), 21);
+    let params32 = Tensors {
+        data: net64
+            .params
+            .data
+            .iter()
+            .map(|t| t.iter().map(|&v| v as f32).collect())
+            .collect(),
+    };
+    let net32 = Network::<f32>::new(cfg, params32).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let n = 3;
+    let images: Vec<f64> = (0..n * 22 * 21 * 3).map(|_| rng.random::<f64>()).collect();
+    let images32: Vec<f32> = images.iter().map(|&v| v as f32).collect();
+    let targets = [0.2f64, 0.7, 0.4];
+    let targets32 = [0.2f32, 0.7, 0.4];
+    let r = StepRandomness {
+        seed: 0,
+        dropout: false,
+    };
+    let c64 = net64.forward(&images, r).unwrap();
+    let (_, g64) = net64
+        .loss(&c64, Loss::MeanSquaredError, BatchTargets::Values(&targets))
+        .unwrap();
+    let grads64 = net64.backward(&images, &c64, &g64).unwrap();
+    let c32 = net32.forward(&images32, r).unwrap();
+    let (_, g32) = net32
+        .loss(
+            &c32,
+            Loss::MeanSquaredError,
+            BatchTargets::Values(&targets32),
+        )
+        .unwrap();
+    let grads32 = net32.backward(&images32, &c32, &g32).unwrap();
+    for (t, (a, b)) in grads32.data.iter().zip(&grads64.data).enumerate() {
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let diff = a
+            .iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((*x as f64 - y).abs()));
+        assert!(
+            diff <= 1e-4 * scale.max(1e-12),
+            "tensor {t}: max difference {diff:e} at scale {scale:e}"
+        );
+    }
+}
