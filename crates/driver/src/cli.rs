@@ -40,6 +40,9 @@ pub enum Command {
     /// Groups of duplicate galaxies: identical (or, with --threshold, nearly identical) features or
     /// pixels.
     Duplicates(crate::similar::DuplicatesArgs),
+    /// Train the sdss_CNN network (or a smaller variant) on CPU to predict a catalogue column from the
+    /// images: a number (regression) or a class; writes weights that `features`, `run` and `similar` take.
+    Train(crate::train::TrainArgs),
 }
 
 /// Which features describe each galaxy.
@@ -63,6 +66,9 @@ pub enum Layer {
     /// The 64-wide second Dense layer.
     #[value(name = "dense_1")]
     Dense1,
+    /// The network's output: its prediction (1 value for a regression such as λ_R) or a classifier's
+    /// class probabilities (one per class). `run` keeps all PCA components of it by default.
+    Output,
 }
 
 impl Layer {
@@ -72,6 +78,7 @@ impl Layer {
             Layer::Dense => sdss_cnn::Tap::Dense,
             Layer::Flatten => sdss_cnn::Tap::Flatten,
             Layer::Dense1 => sdss_cnn::Tap::Dense1,
+            Layer::Output => sdss_cnn::Tap::Output,
         }
     }
 }
@@ -103,7 +110,8 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub layer: Option<Layer>,
     /// PCA components: a count (e.g. 250) or a fraction of variance to keep (e.g. 0.95).
-    /// Default: 250 for pixels, 20 for the dense layer, 100 for flatten (the original's choices).
+    /// Default: 250 for pixels, 20 for the dense layer, 100 for flatten (the original's choices); for
+    /// the output layer, all of them (1.0: it is already small, so PCA only rotates it).
     #[arg(long, value_name = "N|FRACTION")]
     pub pca: Option<String>,
     /// Clustering method, repeatable: e.g. `kmeans:k=10`, `affinity:damping=0.8`,

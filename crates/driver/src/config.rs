@@ -122,6 +122,8 @@ pub fn default_pca(features: FeatureKind, layer: Layer) -> PcaSize {
     match (features, layer) {
         (FeatureKind::Pixels, _) => PcaSize::Count(250),
         (FeatureKind::Cnn, Layer::Flatten) => PcaSize::Count(100),
+        // A prediction or a few class probabilities: keep every component (PCA only rotates them).
+        (FeatureKind::Cnn, Layer::Output) => PcaSize::Fraction(1.0),
         (FeatureKind::Cnn, _) => PcaSize::Count(20),
     }
 }

@@ -1,5 +1,5 @@
-//! The `sdss-clustering` command. It only composes sdss-io, sdss-cnn, sdss-pca and sdss-cluster; every
-//! algorithm lives in those crates.
+//! The `sdss-clustering` command. It only composes sdss-io, sdss-cnn, sdss-pca, sdss-cluster and
+//! sdss-train; every algorithm lives in those crates.
 
 mod cli;
 mod config;
@@ -9,6 +9,7 @@ mod pipeline;
 mod progress;
 mod report;
 mod similar;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         Some(Command::Fetch(args)) => fetch::fetch(&args, progress),
         Some(Command::Similar(args)) => similar::similar(&args, &progress),
         Some(Command::Duplicates(args)) => similar::duplicates(&args, &progress),
+        Some(Command::Train(args)) => train::train(&args, progress),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -224,8 +224,48 @@ pub fn to_safetensors_bytes(
         CONFIG_METADATA_KEY.to_string(),
         serde_json::to_string(cfg).map_err(|e| CnnError::InvalidConfig(e.to_string()))?,
     );
-    safetensors::serialize(views, Some(meta))
-        .map_err(|e| CnnError::InvalidConfig(format!("safetensors serialisation: {e}")))
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| CnnError::InvalidConfig(format!("safetensors serialisation: {e}")))?;
+    canonical_safetensors(bytes)
+}
+
+/// The same safetensors file with its JSON header's keys sorted. `safetensors::serialize` writes the
+/// metadata in `HashMap` order, which changes from run to run; sorted, the same weights always give the
+/// same bytes (and the same SHA-256 in the manifest).
+pub fn canonical_safetensors(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    use std::collections::BTreeMap;
+    let bad = |e: String| CnnError::InvalidConfig(format!("safetensors header: {e}"));
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as usize)
+        .ok_or_else(|| bad("too short".into()))?;
+    let header = bytes.get(8..8 + n).ok_or_else(|| bad("truncated".into()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| bad(e.to_string()))?;
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let b: BTreeMap<String, serde_json::Value> =
+                    m.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                serde_json::to_value(b).unwrap_or(serde_json::Value::Null)
+            }
+            other => other,
+        }
+    }
+    let map: BTreeMap<String, serde_json::Value> = match sorted(value) {
+        serde_json::Value::Object(m) => m.into_iter().collect(),
+        _ => return Err(bad("not a JSON object".into())),
+    };
+    let mut json = serde_json::to_vec(&map).map_err(|e| bad(e.to_string()))?;
+    // The data section starts 8-byte aligned, as safetensors pads it.
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename, so a crash never
@@ -330,6 +370,23 @@ mod tests {
         let (cfg2, w2) = read_safetensors_bytes(&bytes, Path::new("x")).unwrap();
         assert_eq!(cfg, cfg2);
         assert_eq!(w, w2);
+    }
+
+    #[test]
+    fn the_same_weights_always_give_the_same_bytes() {
+        let cfg = small();
+        let w = CnnWeights::random(&cfg, 7).unwrap();
+        let meta = || {
+            (0..8)
+                .map(|i| (format!("key{i}"), format!("value{i}")))
+                .collect::<HashMap<_, _>>()
+        };
+        let a = to_safetensors_bytes(&cfg, &w, meta()).unwrap();
+        for _ in 0..5 {
+            assert_eq!(to_safetensors_bytes(&cfg, &w, meta()).unwrap(), a);
+        }
+        let (cfg2, w2) = read_safetensors_bytes(&a, Path::new("x")).unwrap();
+        assert_eq!((cfg2, w2), (cfg, w));
     }
 
     #[test]

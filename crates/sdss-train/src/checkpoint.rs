@@ -137,6 +137,7 @@ pub fn save(dir: &Path, c: &Checkpoint, kept: usize) -> Result<PathBuf> {
     let json = serde_json::to_string(&meta).map_err(|e| TrainError::Invalid(e.to_string()))?;
     let bytes = safetensors::serialize(views, Some(HashMap::from([(META_KEY.to_string(), json)])))
         .map_err(|e| TrainError::Invalid(format!("checkpoint: {e}")))?;
+    let bytes = sdss_cnn::weights::canonical_safetensors(bytes)?;
     sdss_cnn::weights::write_atomic(&path, &bytes)?;
     let all = list(dir)?;
     for (_, old) in all.iter().take(all.len().saturating_sub(kept)) {

@@ -1,4 +1,5 @@
-//! The report a run leaves in its output folder: plots, galleries, dendrograms and `index.html`.
+//! The report a run leaves in its output folder: plots, galleries, dendrograms and `index.html`; and the
+//! plots `train` leaves (loss curves, predicted against true).
 
 pub mod browse;
 pub mod dendrogram;
@@ -6,3 +7,4 @@ pub mod draw;
 pub mod gallery;
 pub mod html;
 pub mod plots;
+pub mod train_plots;
