@@ -376,15 +376,22 @@ pub(crate) fn weight_grad5x5(
     }
     // Output transform, with the input transform's integer scaling undone:
     // dW[ky][kx] += Σ_{i,j} G[i][ky] · acc[i][j] / (S_i S_j) · G[j][kx].
-    let mut row = vec![0.0f64; R * T];
+    let mut inv_scale = [0.0f64; T * T];
+    for i in 0..T {
+        for j in 0..T {
+            inv_scale[i * T + j] = 1.0 / (BT_SCALE[i] * BT_SCALE[j]);
+        }
+    }
+    let mut m = [0.0f64; T * T];
+    let mut row = [0.0f64; R * T];
     for ci in 0..c {
         for fi in 0..f {
-            let m = |i: usize, j: usize| {
-                acc[((i * T + j) * c + ci) * f + fi] as f64 / (BT_SCALE[i] * BT_SCALE[j])
-            };
+            for (p, v) in m.iter_mut().enumerate() {
+                *v = acc[(p * c + ci) * f + fi] as f64 * inv_scale[p];
+            }
             for ky in 0..R {
                 for j in 0..T {
-                    row[ky * T + j] = (0..T).map(|i| G[i][ky] * m(i, j)).sum();
+                    row[ky * T + j] = (0..T).map(|i| G[i][ky] * m[i * T + j]).sum();
                 }
             }
             for ky in 0..R {

@@ -318,18 +318,27 @@ pub(crate) fn maxpool_forward<T: Real>(
     for py in 0..ph {
         for px in 0..pw {
             let o = (py * pw + px) * f;
-            for ch in 0..f {
-                let mut best = (py * p * ow + px * p) * f + ch;
-                for dy in 0..p {
-                    for dx in 0..p {
-                        let i = ((py * p + dy) * ow + px * p + dx) * f + ch;
-                        if x[i] > x[best] {
-                            best = i;
+            let (out, arg) = (&mut out[o..o + f], &mut argmax[o..o + f]);
+            // Window positions in scan order, channels innermost (contiguous), so the loops vectorise.
+            for dy in 0..p {
+                for dx in 0..p {
+                    let at = ((py * p + dy) * ow + px * p + dx) * f;
+                    let src = &x[at..at + f];
+                    if dy == 0 && dx == 0 {
+                        out.copy_from_slice(src);
+                        for (ch, a) in arg.iter_mut().enumerate() {
+                            *a = (at + ch) as u32;
+                        }
+                        continue;
+                    }
+                    for (ch, ((o, a), v)) in out.iter_mut().zip(arg.iter_mut()).zip(src).enumerate()
+                    {
+                        if *v > *o {
+                            *o = *v;
+                            *a = (at + ch) as u32;
                         }
                     }
                 }
-                out[o + ch] = x[best];
-                argmax[o + ch] = best as u32;
             }
         }
     }

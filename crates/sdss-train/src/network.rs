@@ -142,11 +142,17 @@ impl<T> ForwardCache<T> {
 }
 
 fn dropout_mask<T: Real>(rng: &mut ChaCha8Rng, n: usize, rate: f32) -> Vec<T> {
-    // Keras keeps a unit when a uniform draw is ≥ rate and scales it by 1/(1 − rate).
+    // Keras keeps a unit when a uniform draw is ≥ rate and scales it by 1/(1 − rate). A uniform f32 draw
+    // is (u >> 8)·2⁻²⁴ for a random u32 u, so the test is an integer comparison with ⌈rate·2²⁴⌉, done on
+    // words drawn in bulk.
     let scale = T::from_f64(1.0 / (1.0 - rate as f64));
-    (0..n)
-        .map(|_| {
-            if rng.random::<f32>() >= rate {
+    let threshold = (rate as f64 * (1u64 << 24) as f64).ceil() as u32;
+    let mut words = vec![0u32; n];
+    rng.fill(&mut words[..]);
+    words
+        .iter()
+        .map(|&u| {
+            if (u >> 8) >= threshold {
                 scale
             } else {
                 T::ZERO
