@@ -538,7 +538,7 @@ fn evaluate_regression(
 ) -> Result<Value> {
     let truth: Vec<f64> = truth.iter().map(|&v| f64::from(v)).collect();
     let pred: Vec<f64> = predictions.iter().map(|&v| f64::from(v)).collect();
-    let m = sdss_train::metrics::regression_metrics(&truth, &pred);
+    let m = sdss_train::metrics::regression_metrics(&truth, &pred)?;
     tracing::info!("test: {m}");
     let r2 =
         m.r2.map_or_else(|| "undefined".to_owned(), |v| format!("{v:.4}"));
@@ -568,7 +568,7 @@ fn evaluate_classification(
         .chunks_exact(run.net.units)
         .map(argmax)
         .collect();
-    let m = sdss_train::metrics::classification_metrics(truth, &pred, names);
+    let m = sdss_train::metrics::classification_metrics(truth, &pred, names)?;
     tracing::info!("test: {m}");
     let pct = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{:.1}%", 100.0 * v));
     train_plots::confusion_matrix(

@@ -329,8 +329,8 @@ fn taps(x: f64, len: usize) -> (usize, usize, f64, f64) {
 ///
 /// Allocation-free. Identity affine parameters copy (and flip) the input bit for bit.
 ///
-/// # Panics
-/// If `image` or `out` is not `height * width * channels` long.
+/// An error if `image` or `out` is not `height * width * channels` long, or a side does not fit the
+/// resampler's `i32` coordinates.
 pub fn apply_transform(
     image: &[f32],
     height: usize,
@@ -338,18 +338,35 @@ pub fn apply_transform(
     channels: usize,
     params: &TransformParams,
     out: &mut [f32],
-) {
+) -> Result<(), AugmentError> {
     let len = height * width * channels;
-    assert_eq!(image.len(), len, "image length != height*width*channels");
-    assert_eq!(out.len(), len, "out length != height*width*channels");
-    if len == 0 {
-        return;
+    if image.len() != len || out.len() != len {
+        return Err(AugmentError(format!(
+            "image of {} values and output of {} for a {height}x{width}x{channels} image",
+            image.len(),
+            out.len()
+        )));
     }
-    // The resampler converts coordinates through i32.
-    assert!(
-        height < i32::MAX as usize && width < i32::MAX as usize,
-        "image too large"
-    );
+    if height >= i32::MAX as usize || width >= i32::MAX as usize {
+        return Err(AugmentError(format!(
+            "a {height}x{width} image is too large to resample"
+        )));
+    }
+    if len > 0 {
+        transform_into(image, height, width, channels, params, out);
+    }
+    Ok(())
+}
+
+/// [`apply_transform`] on sizes already checked.
+fn transform_into(
+    image: &[f32],
+    height: usize,
+    width: usize,
+    channels: usize,
+    params: &TransformParams,
+    out: &mut [f32],
+) {
     let row_len = width * channels;
     // Flips come after the affine step, so affine-output pixel (i, j) lands at (di, dj).
     let dest_row = |i: usize| {
@@ -470,6 +487,11 @@ pub fn augment_batch(
     if n == 0 || per == 0 {
         return Ok(vec![TransformParams::identity(); n]);
     }
+    if height >= i32::MAX as usize || width >= i32::MAX as usize {
+        return Err(AugmentError(format!(
+            "a {height}x{width} image is too large to resample"
+        )));
+    }
     Ok(images
         .par_chunks_mut(per)
         .zip(seeds.par_iter())
@@ -479,7 +501,8 @@ pub fn augment_batch(
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
                 let p = config.sample(&mut rng, height, width);
                 if !p.is_identity() {
-                    apply_transform(img, height, width, channels, &p, scratch);
+                    // Sizes checked above: every chunk and the scratch hold `per` values.
+                    transform_into(img, height, width, channels, &p, scratch);
                     img.copy_from_slice(scratch);
                 }
                 p
@@ -508,7 +531,7 @@ mod tests {
     fn identity_is_exact() {
         let img = test_image(9, 7, 3);
         let mut out = vec![f32::NAN; img.len()];
-        apply_transform(&img, 9, 7, 3, &TransformParams::identity(), &mut out);
+        apply_transform(&img, 9, 7, 3, &TransformParams::identity(), &mut out).unwrap();
         assert_eq!(out, img);
         assert!(AugmentConfig::none().is_identity());
         assert!(!AugmentConfig::sdss_cnn().is_identity());
@@ -526,7 +549,7 @@ mod tests {
             flip_vertical: true,
             ..TransformParams::identity()
         };
-        apply_transform(&img, h, w, c, &p, &mut out);
+        apply_transform(&img, h, w, c, &p, &mut out).unwrap();
         for i in 0..h {
             for j in 0..w {
                 for k in 0..c {
@@ -578,7 +601,7 @@ mod tests {
             theta_deg: 90.0,
             ..TransformParams::identity()
         };
-        apply_transform(&img, n, n, c, &p, &mut out);
+        apply_transform(&img, n, n, c, &p, &mut out).unwrap();
         for i in 2..n - 2 {
             for j in 2..n - 2 {
                 for k in 0..c {
@@ -600,7 +623,7 @@ mod tests {
             tx: 2.0,
             ..TransformParams::identity()
         };
-        apply_transform(&img, h, w, 1, &p, &mut out);
+        apply_transform(&img, h, w, 1, &p, &mut out).unwrap();
         assert_eq!(out[3 * w + 3], 1.0);
         assert_eq!(out.iter().sum::<f32>(), 1.0);
     }
@@ -665,7 +688,7 @@ mod tests {
         assert_eq!(a, b);
         // Each image equals a direct apply_transform with the same parameters.
         let mut out = vec![0.0; one.len()];
-        apply_transform(&one, h, w, c, &pa[2], &mut out);
+        apply_transform(&one, h, w, c, &pa[2], &mut out).unwrap();
         assert_eq!(&a[2 * one.len()..3 * one.len()], &out[..]);
         assert!(
             augment_batch(&AugmentConfig::sdss_cnn(), &mut a, n, h, w, c, &seeds[..3]).is_err()

@@ -22,6 +22,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::catalog::TrainDataError;
+
 /// Regression quality on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegressionMetrics {
@@ -100,29 +102,34 @@ impl fmt::Display for ClassificationMetrics {
 
 /// All regression metrics of `y_pred` against `y_true`.
 ///
-/// # Panics
-/// If the lengths differ.
-pub fn regression_metrics(y_true: &[f64], y_pred: &[f64]) -> RegressionMetrics {
-    check_lengths(y_true, y_pred);
-    let mse = mean_squared_error(y_true, y_pred);
-    let r2 = r2_score(y_true, y_pred);
-    RegressionMetrics {
+/// An error if the lengths differ.
+pub fn regression_metrics(
+    y_true: &[f64],
+    y_pred: &[f64],
+) -> Result<RegressionMetrics, TrainDataError> {
+    check_lengths(y_true, y_pred)?;
+    let mse = mean_squared_error_unchecked(y_true, y_pred);
+    let r2 = r2_score_unchecked(y_true, y_pred);
+    Ok(RegressionMetrics {
         n: y_true.len(),
         mse,
         rmse: mse.sqrt(),
-        mae: mean_absolute_error(y_true, y_pred),
+        mae: mean_absolute_error_unchecked(y_true, y_pred),
         r2: (!r2.is_nan()).then_some(r2),
-        pearson: pearson(y_true, y_pred),
-        spearman: spearman(y_true, y_pred),
-    }
+        pearson: pearson_unchecked(y_true, y_pred),
+        spearman: spearman_unchecked(y_true, y_pred),
+    })
 }
 
 /// Mean of the squared differences (NaN if empty), as `sklearn.metrics.mean_squared_error`.
 ///
-/// # Panics
-/// If the lengths differ.
-pub fn mean_squared_error(y_true: &[f64], y_pred: &[f64]) -> f64 {
-    check_lengths(y_true, y_pred);
+/// An error if the lengths differ.
+pub fn mean_squared_error(y_true: &[f64], y_pred: &[f64]) -> Result<f64, TrainDataError> {
+    check_lengths(y_true, y_pred)?;
+    Ok(mean_squared_error_unchecked(y_true, y_pred))
+}
+
+fn mean_squared_error_unchecked(y_true: &[f64], y_pred: &[f64]) -> f64 {
     mean(
         y_true.iter().zip(y_pred).map(|(t, p)| (t - p) * (t - p)),
         y_true.len(),
@@ -131,10 +138,13 @@ pub fn mean_squared_error(y_true: &[f64], y_pred: &[f64]) -> f64 {
 
 /// Mean of the absolute differences (NaN if empty), as `sklearn.metrics.mean_absolute_error`.
 ///
-/// # Panics
-/// If the lengths differ.
-pub fn mean_absolute_error(y_true: &[f64], y_pred: &[f64]) -> f64 {
-    check_lengths(y_true, y_pred);
+/// An error if the lengths differ.
+pub fn mean_absolute_error(y_true: &[f64], y_pred: &[f64]) -> Result<f64, TrainDataError> {
+    check_lengths(y_true, y_pred)?;
+    Ok(mean_absolute_error_unchecked(y_true, y_pred))
+}
+
+fn mean_absolute_error_unchecked(y_true: &[f64], y_pred: &[f64]) -> f64 {
     mean(
         y_true.iter().zip(y_pred).map(|(t, p)| (t - p).abs()),
         y_true.len(),
@@ -147,10 +157,13 @@ pub fn mean_absolute_error(y_true: &[f64], y_pred: &[f64]) -> f64 {
 /// a constant `y_true` with any error gives 0.0; fewer than two values give NaN. A NaN in the
 /// input gives NaN.
 ///
-/// # Panics
-/// If the lengths differ.
-pub fn r2_score(y_true: &[f64], y_pred: &[f64]) -> f64 {
-    check_lengths(y_true, y_pred);
+/// An error if the lengths differ.
+pub fn r2_score(y_true: &[f64], y_pred: &[f64]) -> Result<f64, TrainDataError> {
+    check_lengths(y_true, y_pred)?;
+    Ok(r2_score_unchecked(y_true, y_pred))
+}
+
+fn r2_score_unchecked(y_true: &[f64], y_pred: &[f64]) -> f64 {
     if y_true.len() < 2 {
         return f64::NAN;
     }
@@ -176,10 +189,13 @@ pub fn r2_score(y_true: &[f64], y_pred: &[f64]) -> f64 {
 /// [−1, 1]. `None` when it is undefined: fewer than two values, a constant vector, a NaN or an
 /// infinite value.
 ///
-/// # Panics
-/// If the lengths differ.
-pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
-    check_lengths(x, y);
+/// An error if the lengths differ.
+pub fn pearson(x: &[f64], y: &[f64]) -> Result<Option<f64>, TrainDataError> {
+    check_lengths(x, y)?;
+    Ok(pearson_unchecked(x, y))
+}
+
+fn pearson_unchecked(x: &[f64], y: &[f64]) -> Option<f64> {
     if x.len() < 2 || x.iter().chain(y).any(|v| !v.is_finite()) || is_constant(x) || is_constant(y)
     {
         return None;
@@ -193,14 +209,17 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
 /// Spearman's rank correlation: Pearson's of the [`average_ranks`], as the statistic of
 /// `scipy.stats.spearmanr`. `None` when undefined (see [`pearson`]).
 ///
-/// # Panics
-/// If the lengths differ.
-pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
-    check_lengths(x, y);
+/// An error if the lengths differ.
+pub fn spearman(x: &[f64], y: &[f64]) -> Result<Option<f64>, TrainDataError> {
+    check_lengths(x, y)?;
+    Ok(spearman_unchecked(x, y))
+}
+
+fn spearman_unchecked(x: &[f64], y: &[f64]) -> Option<f64> {
     if x.iter().chain(y).any(|v| v.is_nan()) {
         return None;
     }
-    pearson(&average_ranks(x), &average_ranks(y))
+    pearson_unchecked(&average_ranks(x), &average_ranks(y))
 }
 
 /// 1-based ranks, tied values sharing the mean of their ranks, as `scipy.stats.rankdata` with
@@ -229,28 +248,29 @@ pub fn average_ranks(x: &[f64]) -> Vec<f64> {
 /// Accuracy, balanced accuracy, confusion matrix and per-class recall of `pred_labels` against
 /// `true_labels`, for classes indexing `class_names`.
 ///
-/// # Panics
-/// If the lengths differ or a label is not below `class_names.len()`.
+/// An error if the lengths differ or a label is not below `class_names.len()`.
 pub fn classification_metrics(
     true_labels: &[usize],
     pred_labels: &[usize],
     class_names: &[String],
-) -> ClassificationMetrics {
-    assert_eq!(
-        true_labels.len(),
-        pred_labels.len(),
-        "classification_metrics: {} true labels but {} predictions",
-        true_labels.len(),
-        pred_labels.len()
-    );
+) -> Result<ClassificationMetrics, TrainDataError> {
+    if true_labels.len() != pred_labels.len() {
+        return Err(TrainDataError::LengthMismatch {
+            what: "predicted class labels",
+            found: pred_labels.len(),
+            expected: true_labels.len(),
+        });
+    }
     let k = class_names.len();
     let mut confusion = vec![vec![0usize; k]; k];
     for (&t, &p) in true_labels.iter().zip(pred_labels) {
-        assert!(
-            t < k && p < k,
-            "classification_metrics: label {} for {k} classes",
-            t.max(p)
-        );
+        if t >= k || p >= k {
+            return Err(TrainDataError::LengthMismatch {
+                what: "classes (a label is out of range)",
+                found: t.max(p) + 1,
+                expected: k,
+            });
+        }
         confusion[t][p] += 1;
     }
     let n = true_labels.len();
@@ -261,7 +281,7 @@ pub fn classification_metrics(
         .collect();
     let defined: Vec<f64> = per_class_recall.iter().flatten().copied().collect();
     let share = |count: usize| (n > 0).then(|| count as f64 / n as f64);
-    ClassificationMetrics {
+    Ok(ClassificationMetrics {
         n,
         accuracy: share(correct),
         majority_rate: share(support.iter().copied().max().unwrap_or(0)),
@@ -271,17 +291,18 @@ pub fn classification_metrics(
         confusion,
         support,
         per_class_recall,
-    }
+    })
 }
 
-fn check_lengths(a: &[f64], b: &[f64]) {
-    assert_eq!(
-        a.len(),
-        b.len(),
-        "metrics: {} true values but {} predictions",
-        a.len(),
-        b.len()
-    );
+fn check_lengths(a: &[f64], b: &[f64]) -> Result<(), TrainDataError> {
+    if a.len() != b.len() {
+        return Err(TrainDataError::LengthMismatch {
+            what: "predictions",
+            found: b.len(),
+            expected: a.len(),
+        });
+    }
+    Ok(())
 }
 
 fn is_constant(x: &[f64]) -> bool {
@@ -349,29 +370,29 @@ mod tests {
 
     #[test]
     fn degenerate_inputs_do_not_panic() {
-        let m = regression_metrics(&[], &[]);
+        let m = regression_metrics(&[], &[]).unwrap();
         assert_eq!(m.n, 0);
         assert!(m.mse.is_nan() && m.r2.is_none() && m.pearson.is_none());
-        let m = regression_metrics(&[1.0], &[2.0]);
+        let m = regression_metrics(&[1.0], &[2.0]).unwrap();
         assert_eq!(m.mse, 1.0);
         assert!(m.r2.is_none() && m.pearson.is_none() && m.spearman.is_none());
         // Constant truth: sklearn's force_finite convention.
-        assert_eq!(r2_score(&[0.1; 10], &[0.1; 10]), 1.0);
-        assert_eq!(r2_score(&[0.1; 10], &[0.2; 10]), 0.0);
-        assert_eq!(pearson(&[0.1; 10], &[0.2; 10]), None);
+        assert_eq!(r2_score(&[0.1; 10], &[0.1; 10]).unwrap(), 1.0);
+        assert_eq!(r2_score(&[0.1; 10], &[0.2; 10]).unwrap(), 0.0);
+        assert_eq!(pearson(&[0.1; 10], &[0.2; 10]).unwrap(), None);
         // NaN predictions (a diverged network).
-        let m = regression_metrics(&[1.0, 2.0, 3.0], &[f64::NAN, 2.0, 3.0]);
+        let m = regression_metrics(&[1.0, 2.0, 3.0], &[f64::NAN, 2.0, 3.0]).unwrap();
         assert!(m.mse.is_nan() && m.r2.is_none() && m.pearson.is_none() && m.spearman.is_none());
         let json = serde_json::to_string(&m).unwrap();
         assert!(json.contains("\"mse\":null"), "{json}");
         let back: RegressionMetrics = serde_json::from_str(&json).unwrap();
         assert!(back.mse.is_nan());
         // Infinite predictions: MSE infinite, correlations undefined, Spearman still defined.
-        let m = regression_metrics(&[1.0, 2.0, 3.0], &[f64::INFINITY, 2.0, 3.0]);
+        let m = regression_metrics(&[1.0, 2.0, 3.0], &[f64::INFINITY, 2.0, 3.0]).unwrap();
         assert_eq!(m.mse, f64::INFINITY);
         assert_eq!(m.pearson, None);
         assert!((m.spearman.unwrap() + 0.5).abs() < 1e-15);
-        let c = classification_metrics(&[], &[], &["a".into(), "b".into()]);
+        let c = classification_metrics(&[], &[], &["a".into(), "b".into()]).unwrap();
         assert_eq!((c.accuracy, c.balanced_accuracy), (None, None));
     }
 
@@ -384,7 +405,7 @@ mod tests {
     #[test]
     fn classification_basics() {
         let names: Vec<String> = ["E", "S", "Irr"].iter().map(|s| s.to_string()).collect();
-        let c = classification_metrics(&[0, 0, 1, 1, 1, 0], &[0, 1, 1, 1, 0, 0], &names);
+        let c = classification_metrics(&[0, 0, 1, 1, 1, 0], &[0, 1, 1, 1, 0, 0], &names).unwrap();
         assert_eq!(c.confusion, [vec![2, 1, 0], vec![1, 2, 0], vec![0, 0, 0]]);
         assert_eq!(c.accuracy, Some(4.0 / 6.0));
         assert_eq!(c.majority_rate, Some(0.5));
@@ -462,7 +483,7 @@ mod tests {
                 .iter()
                 .map(|&b| f64::from_bits(b))
                 .collect();
-            let m = regression_metrics(&t, &p);
+            let m = regression_metrics(&t, &p).unwrap();
             let name = &case.name;
             close(name, "mse", m.mse, case.mse);
             close(name, "rmse", m.rmse, case.mse.sqrt());
@@ -472,7 +493,7 @@ mod tests {
             close_opt(name, "spearman", m.spearman, case.spearman);
         }
         for case in &fixture.classification {
-            let c = classification_metrics(&case.y_true, &case.y_pred, &case.class_names);
+            let c = classification_metrics(&case.y_true, &case.y_pred, &case.class_names).unwrap();
             let name = &case.name;
             close(name, "accuracy", c.accuracy.unwrap(), case.accuracy);
             close(

@@ -162,7 +162,7 @@ fn dropout_mask<T: Real>(rng: &mut ChaCha8Rng, n: usize, rate: f32) -> Vec<T> {
 }
 
 /// A seed for stream `stream` of step `seed` (SplitMix64), so that per-image and per-layer streams differ.
-fn sub_seed(seed: u64, stream: u64) -> u64 {
+pub(crate) fn sub_seed(seed: u64, stream: u64) -> u64 {
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

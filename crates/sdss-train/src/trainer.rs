@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::augment::{self, AugmentConfig};
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Result, TrainError};
-use crate::network::{BatchTargets, Loss, Network, StepRandomness};
+use crate::network::{sub_seed as mix, BatchTargets, Loss, Network, StepRandomness};
 use crate::optim::{Adam, ReduceLrOnPlateau};
 
 /// How to train: the defaults are sdss_CNN's recipe.
@@ -201,14 +201,6 @@ pub struct Trainer {
     learning_rate: f64,
     history: Vec<EpochRecord>,
     run_key: Value,
-}
-
-/// A seed for stream `stream` of `seed` (SplitMix64).
-fn mix(seed: u64, stream: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 // Stream tags, so that the shuffle, the augmentations and the dropout masks never share a stream.
@@ -393,17 +385,18 @@ impl Trainer {
                 images
                     .par_chunks_mut(per)
                     .zip(idx.par_iter().enumerate())
-                    .for_each(|(dst, (pos, &i))| {
+                    .try_for_each(|(dst, (pos, &i))| {
                         let src = &train.images[i * per..(i + 1) * per];
                         if aug.is_identity() {
                             dst.copy_from_slice(src);
-                        } else {
-                            let stream = (epoch as u64) << 32 | (step * bs + pos) as u64;
-                            let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ AUGMENT, stream));
-                            let params = aug.sample(&mut rng, h, w);
-                            augment::apply_transform(src, h, w, c, &params, dst);
+                            return Ok(());
                         }
-                    });
+                        let stream = (epoch as u64) << 32 | (step * bs + pos) as u64;
+                        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ AUGMENT, stream));
+                        let params = aug.sample(&mut rng, h, w);
+                        augment::apply_transform(src, h, w, c, &params, dst)
+                            .map_err(|e| TrainError::Invalid(e.to_string()))
+                    })?;
                 let targets = match &train.targets {
                     TrainTargets::Values(v) => {
                         for (k, &i) in idx.iter().enumerate() {

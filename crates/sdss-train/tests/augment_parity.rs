@@ -66,7 +66,7 @@ struct Errs {
 fn compare(img: &[f32], want: &[f32], shape: &[usize], p: &TransformParams) -> Errs {
     let (h, w, c) = (shape[0], shape[1], shape[2]);
     let mut got = vec![0.0f32; img.len()];
-    apply_transform(img, h, w, c, p, &mut got);
+    apply_transform(img, h, w, c, p, &mut got).unwrap();
     let map = p.source_map(h, w);
     let mut e = Errs::default();
     for i in 0..h {
@@ -198,7 +198,7 @@ fn timing_80x80x3() {
     for _ in 0..500 {
         let t0 = std::time::Instant::now();
         for _ in 0..10 {
-            apply_transform(std::hint::black_box(&img), 80, 80, 3, &p, &mut out);
+            apply_transform(std::hint::black_box(&img), 80, 80, 3, &p, &mut out).unwrap();
             std::hint::black_box(&out);
         }
         best = best.min(t0.elapsed().as_secs_f64() / 10.0);

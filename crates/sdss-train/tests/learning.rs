@@ -166,9 +166,9 @@ fn small_network_learns_ellipticity_and_beats_pixel_ridge() {
     let pred = t.predict(&subset(&images, test.clone())).unwrap();
     let truth: Vec<f64> = e[test.clone()].iter().map(|&v| v as f64).collect();
     let pred: Vec<f64> = pred.iter().map(|&v| v as f64).collect();
-    let r2 = r2_score(&truth, &pred);
+    let r2 = r2_score(&truth, &pred).unwrap();
     let ridge = ridge_on_pixel_pca(&images, &e, N_TRAIN, 50);
-    let r2_ridge = r2_score(&truth, &ridge[test]);
+    let r2_ridge = r2_score(&truth, &ridge[test]).unwrap();
     eprintln!(
         "ellipticity: CNN (small, {EPOCHS} epochs) R² = {r2:.3}, ridge on 50 pixel PCs R² = {r2_ridge:.3}; \
          history {:?}",
@@ -195,11 +195,11 @@ fn small_network_learns_ellipticity_and_beats_pixel_ridge() {
         .iter()
         .map(|&v| v as f64)
         .collect();
-    let r2_control = r2_score(&scrambled, &pred);
+    let r2_control = r2_score(&scrambled, &pred).unwrap();
     eprintln!(
         "shuffled-target control R² = {r2_control:.3} (against the true ellipticities: R² {:.3}, Pearson {:?})",
-        r2_score(&truth, &pred),
-        sdss_train::metrics::pearson(&truth, &pred)
+        r2_score(&truth, &pred).unwrap(),
+        sdss_train::metrics::pearson(&truth, &pred).unwrap()
     );
     assert!(r2_control <= 0.05, "control R² {r2_control:.3} > 0.05");
 }
@@ -239,7 +239,7 @@ fn classifier_beats_the_majority_rate() {
     let names: Vec<String> = ["elliptical", "lenticular", "spiral", "edge_on"]
         .map(String::from)
         .to_vec();
-    let m = classification_metrics(&labels[n_train + n_val..], &pred, &names);
+    let m = classification_metrics(&labels[n_train + n_val..], &pred, &names).unwrap();
     let (accuracy, majority) = (m.accuracy.unwrap(), m.majority_rate.unwrap());
     eprintln!("classes: accuracy {accuracy:.3}, majority rate {majority:.3}");
     assert!(

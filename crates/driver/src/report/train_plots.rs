@@ -531,7 +531,7 @@ mod tests {
                 .collect();
             let truth: Vec<usize> = (0..60).map(|i| i % k).collect();
             let pred: Vec<usize> = (0..60).map(|i| (i / 2) % k).collect();
-            let m = sdss_train::metrics::classification_metrics(&truth, &pred, &names);
+            let m = sdss_train::metrics::classification_metrics(&truth, &pred, &names).unwrap();
             let path = dir.path().join(format!("confusion{k}.png"));
             confusion_matrix(&path, &m, "confusion").unwrap();
             let (w, h) = png_size(&path);
