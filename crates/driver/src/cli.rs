@@ -61,6 +61,10 @@ pub enum FeatureKind {
 pub enum Layer {
     /// The 128-wide Dense layer after its ReLU (the original's CNN-128 features).
     Dense,
+    /// The network's representation: what self-supervised training (`train --self-supervised`) learns
+    /// and the shipped encoder gives. For every architecture of this project it is the 128-wide
+    /// `dense` layer.
+    Embedding,
     /// The 37632-wide Flatten output (the original's CNN-37632 features).
     Flatten,
     /// The 64-wide second Dense layer.
@@ -75,7 +79,7 @@ impl Layer {
     /// The matching tap of the network.
     pub fn tap(self) -> sdss_cnn::Tap {
         match self {
-            Layer::Dense => sdss_cnn::Tap::Dense,
+            Layer::Dense | Layer::Embedding => sdss_cnn::Tap::Dense,
             Layer::Flatten => sdss_cnn::Tap::Flatten,
             Layer::Dense1 => sdss_cnn::Tap::Dense1,
             Layer::Output => sdss_cnn::Tap::Output,
@@ -100,13 +104,15 @@ pub struct InputArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Features to cluster on (default: cnn when --weights is given, else pixels).
+    /// Features to cluster on (default: cnn: the --weights network, or without it the shipped encoder
+    /// trained self-supervised on 6,437 SDSS galaxies; pixels for the raw-pixel baseline).
     #[arg(long, value_enum)]
     pub features: Option<FeatureKind>,
-    /// Converted CNN weights (.safetensors from `cargo xtask fetch-weights`).
+    /// CNN weights (.safetensors from `cargo xtask fetch-weights` or `train`); default: the shipped
+    /// encoder.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
-    /// CNN layer to tap (default: dense).
+    /// CNN layer to tap (default: dense, the embedding).
     #[arg(long, value_enum)]
     pub layer: Option<Layer>,
     /// PCA components: a count (e.g. 250) or a fraction of variance to keep (e.g. 0.95).
@@ -146,9 +152,14 @@ pub struct RunArgs {
 pub struct FeaturesArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Converted CNN weights (.safetensors from `cargo xtask fetch-weights`); without it, raw pixels.
-    #[arg(long, value_name = "FILE")]
+    /// CNN weights (.safetensors from `cargo xtask fetch-weights` or `train`); without it, the shipped
+    /// encoder (self-supervised on 6,437 SDSS galaxies).
+    #[arg(long, value_name = "FILE", conflicts_with = "pixels")]
     pub weights: Option<PathBuf>,
+    /// Write the raw pixels (80 x 80 x 3 = 19200 values per galaxy, the baseline) instead of CNN
+    /// features.
+    #[arg(long)]
+    pub pixels: bool,
     /// CNN layer to tap.
     #[arg(long, value_enum, default_value = "dense")]
     pub layer: Layer,

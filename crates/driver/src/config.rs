@@ -159,11 +159,8 @@ impl RunConfig {
         let features = args
             .features
             .or(file.features)
-            .unwrap_or(if weights.is_some() {
-                FeatureKind::Cnn
-            } else {
-                FeatureKind::Pixels
-            });
+            // The shipped encoder stands in when no --weights is given.
+            .unwrap_or(FeatureKind::Cnn);
         let layer = args.layer.or(file.layer).unwrap_or(Layer::Dense);
         let pca = match &args.pca {
             Some(text) => PcaSize::parse(text)?,
@@ -379,7 +376,8 @@ mod tests {
         assert_eq!(c.images.as_deref(), Some(dir.path().join("imgs").as_path()));
         assert_eq!(c.pca, PcaSize::Fraction(0.9));
         assert_eq!(c.seed, 9);
-        assert_eq!(c.features, FeatureKind::Pixels);
+        // Without --weights the shipped encoder gives CNN features.
+        assert_eq!(c.features, FeatureKind::Cnn);
         // The written form reads back to the same configuration.
         std::fs::write(&cfg, c.to_toml().unwrap()).unwrap();
         let again = RunConfig::resolve(&RunArgs {

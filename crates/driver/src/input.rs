@@ -213,20 +213,65 @@ fn report_skipped(skipped: &[BadImage]) {
     }
 }
 
-/// Loads converted CNN weights, or explains how to get them.
+/// Loads converted or trained CNN weights; without a file, the shipped encoder
+/// ([`sdss_cnn::pretrained`]).
 pub fn load_model(weights: Option<&Path>) -> Result<sdss_cnn::CnnModel> {
     let Some(path) = weights else {
-        bail!(
-            "CNN features need converted weights: run `cargo xtask fetch-weights <KERAS_FILE|URL> --out weights.safetensors`, then pass --weights weights.safetensors"
+        tracing::info!(
+            "no --weights: the shipped encoder {} (small, trained self-supervised on 6,437 SDSS galaxies; its feature quality: docs/feature-quality.md)",
+            sdss_cnn::pretrained::NAME
         );
+        return sdss_cnn::pretrained::model().map_err(|e| anyhow::anyhow!("{e}"));
     };
     if !path.exists() {
         bail!(
-            "weights file {} does not exist (make it with `cargo xtask fetch-weights`)",
+            "weights file {} does not exist (make it with `cargo xtask fetch-weights` or `sdss-clustering train`)",
             path.display()
         );
     }
     sdss_cnn::CnnModel::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Where the feature-quality study's table is, for reports whose features come from the shipped
+/// encoder or a `train` output.
+pub const FEATURE_STUDY_URL: &str = concat!(
+    env!("CARGO_PKG_REPOSITORY"),
+    "/blob/main/docs/feature-quality.md"
+);
+
+/// Which network the CNN features come from, in words, and whether it was trained by this project
+/// (the shipped encoder or a `train` output, whose manifest has a `training` section).
+pub fn describe_weights(weights: Option<&Path>) -> (String, bool) {
+    let Some(path) = weights else {
+        return (
+            format!(
+                "the shipped encoder {} (small, self-supervised VICReg on the 6,437 SDSS galaxies)",
+                sdss_cnn::pretrained::NAME
+            ),
+            true,
+        );
+    };
+    let manifest = std::fs::read_to_string(sdss_cnn::keras::manifest_path(path))
+        .ok()
+        .and_then(|t| serde_json::from_str::<sdss_cnn::keras::Manifest>(&t).ok());
+    match manifest.as_ref().and_then(|m| m.training.as_ref()) {
+        Some(t) => (
+            format!(
+                "{} (trained by `sdss-clustering train`: {} {}, {} epochs)",
+                path.display(),
+                t["arch"].as_str().unwrap_or("?"),
+                match t["task"].as_str() {
+                    Some("self-supervised") =>
+                        format!("self-supervised ({})", t["method"].as_str().unwrap_or("?")),
+                    Some(task) => format!("{task} `{}`", t["target"].as_str().unwrap_or("?")),
+                    None => "?".to_owned(),
+                },
+                t["epochs"]
+            ),
+            true,
+        ),
+        None => (path.display().to_string(), false),
+    }
 }
 
 /// Reads reference labels: a `.npy` of N integers, or a CSV with an `id` column and a `class` (or

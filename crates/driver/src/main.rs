@@ -10,6 +10,7 @@ mod progress;
 mod report;
 mod similar;
 mod train;
+mod train_ssl;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -166,18 +167,18 @@ fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
     let input =
         input::Input::from_options(args.input.images.as_deref(), args.input.npy.as_deref())?;
     let request = input::FeatureRequest {
-        kind: if args.weights.is_some() {
-            FeatureKind::Cnn
-        } else {
+        kind: if args.pixels {
             FeatureKind::Pixels
+        } else {
+            FeatureKind::Cnn
         },
         weights: args.weights.clone(),
         layer: args.layer,
         skip_bad: args.skip_bad,
         batch_size: args.batch_size,
     };
-    if args.weights.is_none() {
-        tracing::info!("no --weights: writing raw pixel features");
+    if args.pixels {
+        tracing::info!("--pixels: writing raw pixel features");
     }
     let galaxies = input::load(&input, &request, &progress)?;
     sdss_io::npy::write_npy(&args.out, &galaxies.features())?;

@@ -61,7 +61,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
 
     let input = Input::from_options(cfg.images.as_deref(), cfg.npy.as_deref())?;
     if cfg.features == FeatureKind::Pixels {
-        tracing::info!("features: raw pixels (the baseline; pass --weights for CNN features)");
+        tracing::info!("features: raw pixels (the baseline)");
     } else {
         tracing::info!("features: CNN, layer {:?}", cfg.layer);
     }
@@ -296,6 +296,16 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             ),
         ),
     ];
+    if cfg.features == FeatureKind::Cnn {
+        let (network, ours) = input::describe_weights(cfg.weights.as_deref());
+        facts.push(("network".to_owned(), network));
+        if ours {
+            facts.push((
+                "feature quality".to_owned(),
+                input::FEATURE_STUDY_URL.to_owned(),
+            ));
+        }
+    }
     if !galaxies.skipped.is_empty() {
         facts.push((
             "skipped images".to_owned(),

@@ -57,11 +57,35 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub images: PathBuf,
     /// Catalogue CSV (with a header row) holding the galaxy ids and the target column.
-    #[arg(long, value_name = "FILE.csv")]
-    pub catalog: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE.csv",
+        required_unless_present = "self_supervised",
+        conflicts_with = "self_supervised"
+    )]
+    pub catalog: Option<PathBuf>,
     /// The catalogue column to learn: numbers are regressed, other values are classes.
-    #[arg(long, value_name = "COLUMN")]
-    pub target: String,
+    #[arg(
+        long,
+        value_name = "COLUMN",
+        required_unless_present = "self_supervised",
+        conflicts_with = "self_supervised"
+    )]
+    pub target: Option<String>,
+    /// Learn from the images alone, with no catalogue: the network is trained to give two augmented
+    /// views of each galaxy (any rotation, flips, small shifts and zoom, PSF blur, brightness jitter,
+    /// pixel noise) the same embedding (its `dense` layer), without collapsing. Writes an encoder for
+    /// `features --layer embedding` and `run --features cnn`.
+    #[arg(long)]
+    pub self_supervised: bool,
+    /// The self-supervised objective: vicreg (variance-invariance-covariance, the default) or simsiam.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "vicreg",
+        requires = "self_supervised"
+    )]
+    pub method: SslMethodArg,
     /// The catalogue column holding the galaxy ids (the image file stems).
     #[arg(long, value_name = "COLUMN", default_value = "id")]
     pub id_column: String,
@@ -71,12 +95,13 @@ pub struct TrainArgs {
     /// encoder).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(sdss_cnn::ARCHITECTURES))]
     pub arch: Option<String>,
-    /// Passes over the training galaxies (with --resume: the total to reach).
-    #[arg(long, value_name = "N", default_value_t = 35)]
-    pub epochs: usize,
-    /// Images per training step.
-    #[arg(long, value_name = "N", default_value_t = 32)]
-    pub batch_size: usize,
+    /// Passes over the training galaxies (with --resume: the total to reach). Default: 35, or 100 with
+    /// --self-supervised.
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// Images per training step. Default: 32, or 128 with --self-supervised (each giving two views).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
     /// Adam's initial learning rate; ReduceLROnPlateau (factor 0.2, patience 5, min 1e-5) lowers it
     /// when the validation loss stalls.
     #[arg(long, value_name = "RATE", default_value_t = 0.001)]
@@ -114,10 +139,46 @@ pub struct TrainArgs {
     pub out: PathBuf,
 }
 
+/// The self-supervised objectives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SslMethodArg {
+    /// VICReg (Bardes et al. 2022): invariance, variance and covariance terms.
+    Vicreg,
+    /// SimSiam (Chen & He 2021): a predictor and a stop-gradient.
+    Simsiam,
+}
+
+impl TrainArgs {
+    /// The catalogue (present unless --self-supervised, which clap enforces).
+    pub fn catalog_path(&self) -> &Path {
+        self.catalog.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// The target column (present unless --self-supervised).
+    pub fn target_name(&self) -> &str {
+        self.target.as_deref().unwrap_or("")
+    }
+
+    /// `--epochs`, or the mode's default.
+    pub fn epochs(&self) -> usize {
+        self.epochs
+            .unwrap_or(if self.self_supervised { 100 } else { 35 })
+    }
+
+    /// `--batch-size`, or the mode's default.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+            .unwrap_or(if self.self_supervised { 128 } else { 32 })
+    }
+}
+
 /// Runs `train`: every check first (the options, `--out`, the catalogue and its join with the images,
 /// the split, the initial network, a resumed checkpoint, the images), then the output folder is
 /// created, the network trained and evaluated on the test galaxies, and the results written.
 pub fn train(args: &TrainArgs, progress: Progress) -> Result<()> {
+    if args.self_supervised {
+        return crate::train_ssl::train_self_supervised(args, progress);
+    }
     let started = Instant::now();
     check_options(args)?;
     let mut out = OutDir::new(&args.out);
@@ -134,7 +195,7 @@ pub fn train(args: &TrainArgs, progress: Progress) -> Result<()> {
     let mut trainer = build_trainer(&run, init, &out)?;
     let data = load_datasets(&run, progress)?;
     prepare_output(&mut out)?;
-    fit(&mut trainer, &data, &out, args.epochs, progress)?;
+    fit(&mut trainer, &data, &out, args.epochs(), progress)?;
     let trained = Trained {
         history: trainer.history().to_vec(),
         model: trainer.model()?,
@@ -144,16 +205,16 @@ pub fn train(args: &TrainArgs, progress: Progress) -> Result<()> {
 }
 
 /// The output folder and its `checkpoints/`.
-struct OutDir {
-    root: PathBuf,
-    checkpoints: PathBuf,
+pub(crate) struct OutDir {
+    pub(crate) root: PathBuf,
+    pub(crate) checkpoints: PathBuf,
     /// Whether this run created `root` (known once [`prepare_output`] has run), so that a run that
     /// fails before its first checkpoint can remove it again.
-    created: bool,
+    pub(crate) created: bool,
 }
 
 impl OutDir {
-    fn new(root: &Path) -> Self {
+    pub(crate) fn new(root: &Path) -> Self {
         OutDir {
             root: root.to_owned(),
             checkpoints: root.join("checkpoints"),
@@ -222,16 +283,16 @@ struct Trained {
 /// galaxy id (logging what was skipped).
 fn read_catalogue_and_join(args: &TrainArgs) -> Result<Galaxies> {
     let (catalog, catalog_report) = catalog::read_catalog(
-        &args.catalog,
+        &args.catalog_path(),
         &args.id_column,
-        &args.target,
+        &args.target_name(),
         args.task.map(Task::from),
         args.drop_invalid,
     )?;
     tracing::info!("{catalog_report}");
     let catalog_sha256 = sdss_cnn::keras::sha256_hex(
-        &std::fs::read(&args.catalog)
-            .with_context(|| format!("--catalog {}", args.catalog.display()))?,
+        &std::fs::read(&args.catalog_path())
+            .with_context(|| format!("--catalog {}", args.catalog_path().display()))?,
     );
     let files = sdss_io::folder::list_images(&args.images)
         .with_context(|| format!("--images {}", args.images.display()))?;
@@ -310,7 +371,7 @@ fn choose_network(args: &TrainArgs, joined: &Joined) -> Result<(Net, Initial)> {
     tracing::info!(
         "{arch}: {parameters} parameters, to {} `{}`{}",
         task,
-        args.target,
+        args.target_name(),
         match &class_names {
             Some(names) => format!(" into {} classes", names.len()),
             None => String::new(),
@@ -341,7 +402,7 @@ fn build_trainer(run: &Run, init: Initial, out: &OutDir) -> Result<Trainer> {
         tracing::info!(
             "--resume: continuing after epoch {} of {}",
             trainer.history().len(),
-            args.epochs
+            args.epochs()
         );
         return Ok(trainer);
     }
@@ -361,8 +422,8 @@ fn build_trainer(run: &Run, init: Initial, out: &OutDir) -> Result<Trainer> {
 /// The original recipe, with the options' epochs, batch size, learning rate, seed and augmentation.
 fn train_options(args: &TrainArgs) -> TrainOptions {
     TrainOptions {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
+        epochs: args.epochs(),
+        batch_size: args.batch_size(),
         learning_rate: args.lr,
         seed: args.seed,
         augment: if args.no_augment {
@@ -384,10 +445,10 @@ fn run_key(run: &Run, init_sha256: Option<&str>) -> Value {
         "arch": net.arch,
         "config": net.config,
         "task": net.task.as_str(),
-        "target": args.target,
+        "target": args.target_name(),
         "id_column": args.id_column,
         "classes": net.class_names,
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size(),
         "lr": args.lr,
         "seed": args.seed,
         "augment": !args.no_augment,
@@ -395,7 +456,7 @@ fn run_key(run: &Run, init_sha256: Option<&str>) -> Value {
         "test_fraction": args.test_fraction,
         "init_weights": init_sha256,
         "galaxies": data_digest(&joined.ids, &run.split.splits, &joined.targets),
-        "epochs": args.epochs,
+        "epochs": args.epochs(),
     })
 }
 
@@ -448,7 +509,7 @@ fn part_targets(targets: &Targets, part: &[usize]) -> TrainTargets {
 }
 
 /// Fails if any of the `n` images could not be read (`bad`), naming the first few.
-fn check_all_read(images: &Path, mut bad: Vec<String>, n: usize) -> Result<()> {
+pub(crate) fn check_all_read(images: &Path, mut bad: Vec<String>, n: usize) -> Result<()> {
     if bad.is_empty() {
         return Ok(());
     }
@@ -469,7 +530,7 @@ fn check_all_read(images: &Path, mut bad: Vec<String>, n: usize) -> Result<()> {
 
 /// Creates the output folder and its `checkpoints/`, the first thing written, once everything has
 /// been checked; notes whether the folder is new.
-fn prepare_output(out: &mut OutDir) -> Result<()> {
+pub(crate) fn prepare_output(out: &mut OutDir) -> Result<()> {
     out.created = !out.root.exists();
     std::fs::create_dir_all(&out.checkpoints)
         .with_context(|| format!("--out: cannot create {}", out.checkpoints.display()))?;
@@ -504,18 +565,23 @@ fn fit(
     let Err(e) = fitted else {
         return Ok(());
     };
+    Err(training_failed(e, trainer.history().len(), out))
+}
+
+/// After a failed or interrupted training with `done` complete epochs: removes what this run created if
+/// no checkpoint was written, and says what is kept and how to continue.
+pub(crate) fn training_failed(e: TrainError, done: usize, out: &OutDir) -> anyhow::Error {
     tidy_after_failure(&out.root, &out.checkpoints, out.created);
-    Err(match e {
-        TrainError::Interrupted { epoch } if trainer.history().is_empty() => anyhow!(
+    match e {
+        TrainError::Interrupted { epoch } if done == 0 => anyhow!(
             "interrupted in epoch {epoch}, before any epoch was complete: nothing was kept; run the command again to start over"
         ),
         TrainError::Interrupted { epoch } => anyhow!(
-            "interrupted in epoch {epoch}; {} complete epoch(s) are checkpointed in {}: run the same command with --resume to continue",
-            trainer.history().len(),
+            "interrupted in epoch {epoch}; {done} complete epoch(s) are checkpointed in {}: run the same command with --resume to continue",
             out.checkpoints.display()
         ),
         e => anyhow!(e).context("training"),
-    })
+    }
 }
 
 /// Predicts the test galaxies, logs the metrics and draws `predicted_vs_true.png` in `out` (the first
@@ -546,7 +612,7 @@ fn evaluate_regression(
         plot,
         &truth,
         &pred,
-        &run.args.target,
+        &run.args.target_name(),
         &format!(
             "{}, {} test galaxies: RMSE {:.4}, R² {r2}",
             run.net.arch, m.n, m.rmse
@@ -604,7 +670,7 @@ fn write_outputs(
     train_plots::loss_curves(
         &out.join("loss.png"),
         history,
-        &format!("{} on `{}`: loss per epoch", net.arch, args.target),
+        &format!("{} on `{}`: loss per epoch", net.arch, args.target_name()),
     )?;
     let metrics = metrics_json(run, history, test, started);
     write_json(&out.join("metrics.json"), &metrics)?;
@@ -613,7 +679,7 @@ fn write_outputs(
         trained.model.config(),
         trained.model.weights(),
         ManifestSource {
-            location: args.catalog.display().to_string(),
+            location: args.catalog_path().display().to_string(),
             format: KerasFormat::Trained,
             keras_version: None,
             sha256: run.galaxies.catalog_sha256.clone(),
@@ -652,13 +718,13 @@ fn metrics_json(run: &Run, history: &[EpochRecord], test: Value, started: Instan
     let training_seconds: f64 = history.iter().map(|r| r.seconds).sum();
     json!({
         "task": net.task.as_str(),
-        "target": args.target,
+        "target": args.target_name(),
         "arch": net.arch,
         "parameters": net.parameters,
         "seed": args.seed,
         "classes": net.class_names,
         "split": split_json(run),
-        "epochs_requested": args.epochs,
+        "epochs_requested": args.epochs(),
         "epochs_run": history.len(),
         "final": history.last().map(|r| json!({
             "train_loss": r.train_loss,
@@ -681,15 +747,15 @@ fn training_json(run: &Run, history: &[EpochRecord], metrics: &Value) -> Value {
         "command": "sdss-clustering train",
         "arch": net.arch,
         "task": net.task.as_str(),
-        "target": args.target,
+        "target": args.target_name(),
         "id_column": args.id_column,
         "classes": net.class_names,
-        "catalog": args.catalog.display().to_string(),
+        "catalog": args.catalog_path().display().to_string(),
         "catalog_sha256": run.galaxies.catalog_sha256,
         "images": args.images.display().to_string(),
         "init_weights": args.init_weights.as_ref().map(|p| p.display().to_string()),
         "epochs": history.len(),
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size(),
         "learning_rate": args.lr,
         "final_learning_rate": history.last().map(|r| r.learning_rate),
         "schedule": ReduceLrOnPlateau::sdss_cnn(),
@@ -703,11 +769,11 @@ fn training_json(run: &Run, history: &[EpochRecord], metrics: &Value) -> Value {
 
 /// Checks the options that need no file: the epochs, batch size and learning rate, and that
 /// `--init-weights` names a file.
-fn check_options(args: &TrainArgs) -> Result<()> {
-    if args.epochs == 0 {
+pub(crate) fn check_options(args: &TrainArgs) -> Result<()> {
+    if args.epochs() == 0 {
         bail!("--epochs must be at least 1");
     }
-    if args.batch_size == 0 {
+    if args.batch_size() == 0 {
         bail!("--batch-size must be at least 1");
     }
     if !(args.lr.is_finite() && args.lr > 0.0) {
@@ -744,7 +810,7 @@ fn holds_nothing(dir: &Path) -> Result<bool> {
 
 /// Checks that `--out` may be written: absent or empty, or, with --resume, holding a run's
 /// `checkpoints/`.
-fn check_out(out: &Path, resume: bool) -> Result<()> {
+pub(crate) fn check_out(out: &Path, resume: bool) -> Result<()> {
     if out.exists() && !out.is_dir() {
         bail!("--out {}: exists and is not a folder", out.display());
     }
@@ -770,7 +836,7 @@ fn check_out(out: &Path, resume: bool) -> Result<()> {
 }
 
 /// After a failed training: removes what this run created if no checkpoint was written.
-fn tidy_after_failure(out: &Path, checkpoints: &Path, created: bool) {
+pub(crate) fn tidy_after_failure(out: &Path, checkpoints: &Path, created: bool) {
     if std::fs::read_dir(checkpoints).is_ok_and(|mut d| d.next().is_none()) {
         let _ = std::fs::remove_dir(checkpoints);
         if created {
@@ -893,7 +959,7 @@ fn activation_name(a: OutputActivation) -> &'static str {
 }
 
 /// The named architecture `config` has (whatever its output layer), or `custom`.
-fn architecture_name(config: &CnnConfig) -> String {
+pub(crate) fn architecture_name(config: &CnnConfig) -> String {
     sdss_cnn::ARCHITECTURES
         .iter()
         .find(|name| {
@@ -906,7 +972,7 @@ fn architecture_name(config: &CnnConfig) -> String {
 }
 
 /// A digest of exactly what is trained on: every galaxy's id, split and target.
-fn data_digest(ids: &[String], splits: &[Split], targets: &Targets) -> String {
+pub(crate) fn data_digest(ids: &[String], splits: &[Split], targets: &Targets) -> String {
     let mut text = String::new();
     for (i, (id, split)) in ids.iter().zip(splits).enumerate() {
         let target = match targets {
@@ -919,7 +985,7 @@ fn data_digest(ids: &[String], splits: &[Split], targets: &Targets) -> String {
 }
 
 /// Loads `paths` into one `(n, h, w, c)` buffer in parallel; also returns the files that failed.
-fn load_images(
+pub(crate) fn load_images(
     paths: &[&Path],
     preprocess: &sdss_io::Preprocess,
     per: usize,
@@ -980,7 +1046,7 @@ fn summary(test: &Value, task: Task) -> String {
 }
 
 /// First Ctrl-C: stop after the current step (the checkpoints on disk are complete). Second: quit now.
-fn install_ctrl_c(stop: &Arc<AtomicBool>) {
+pub(crate) fn install_ctrl_c(stop: &Arc<AtomicBool>) {
     let flag = Arc::clone(stop);
     let result = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
@@ -996,15 +1062,15 @@ fn install_ctrl_c(stop: &Arc<AtomicBool>) {
 
 /// A progress bar per epoch (loss, images/s, ETA) and a log line per epoch; asks the trainer to stop
 /// after Ctrl-C.
-struct EpochBars {
-    progress: Progress,
-    bar: Option<(usize, ProgressBar)>,
-    epochs: usize,
-    stop: Arc<AtomicBool>,
+pub(crate) struct EpochBars {
+    pub(crate) progress: Progress,
+    pub(crate) bar: Option<(usize, ProgressBar)>,
+    pub(crate) epochs: usize,
+    pub(crate) stop: Arc<AtomicBool>,
 }
 
 impl EpochBars {
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if let Some((_, bar)) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -1028,12 +1094,14 @@ impl Observer for EpochBars {
     fn epoch_done(&mut self, r: &EpochRecord) {
         self.clear();
         tracing::info!(
-            "epoch {}/{}: loss {:.5}, val_loss {:.5}, lr {:.2e} ({:.1} s)",
+            "epoch {}/{}: loss {:.5}, val_loss {:.5}, lr {:.2e}{} ({:.1} s)",
             r.epoch,
             self.epochs,
             r.train_loss,
             r.val_loss,
             r.learning_rate,
+            r.embedding_std
+                .map_or_else(String::new, |s| format!(", embedding std {s:.4}")),
             r.seconds
         );
     }

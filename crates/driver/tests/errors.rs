@@ -55,7 +55,7 @@ fn truncated_image_is_named_and_skip_bad_goes_on() {
 }
 
 #[test]
-fn cnn_without_weights_points_to_fetch_weights() {
+fn missing_weights_file_is_named_and_points_to_fetch_weights() {
     let work = tempfile::tempdir().unwrap();
     let images = work.path().join("images");
     copy_galaxies(&images, 3);
@@ -67,13 +67,20 @@ fn cnn_without_weights_points_to_fetch_weights() {
             images.to_str().unwrap(),
             "--features",
             "cnn",
+            "--weights",
+            "no-such-weights.safetensors",
             "--out",
             "o",
         ],
     );
+    let line = one_error_line(&err);
     assert!(
-        one_error_line(&err).contains("cargo xtask fetch-weights"),
+        line.contains("no-such-weights.safetensors") && line.contains("cargo xtask fetch-weights"),
         "{err}"
+    );
+    assert!(
+        !work.path().join("o").exists(),
+        "a failed run leaves no output"
     );
 }
 

@@ -29,7 +29,8 @@ fn default_run_outputs_are_consistent_and_reproducible() {
     assert_eq!(ids.len(), n_images);
 
     let features = sdss_io::npy::read_matrix_f32(out.join("features.npy")).unwrap();
-    assert_eq!(features.dim(), (n_images, 80 * 80 * 3));
+    // The default features are the shipped pre-trained encoder's 128-wide embedding.
+    assert_eq!(features.dim(), (n_images, 128));
     let pca = sdss_io::npy::read_matrix_f32(out.join("pca.npy")).unwrap();
     assert_eq!(pca.nrows(), n_images);
     let ratio =

@@ -17,6 +17,7 @@ fn pixel_features(work: &Path, n: usize) -> std::path::PathBuf {
         &[
             "--quiet",
             "features",
+            "--pixels",
             "--images",
             images.to_str().unwrap(),
             "--out",

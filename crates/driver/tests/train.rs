@@ -604,3 +604,137 @@ fn kill_9_leaves_complete_checkpoints_and_resume_matches_an_uninterrupted_run() 
     };
     assert_eq!(losses(&out), losses(&whole));
 }
+
+#[test]
+fn self_supervised_writes_every_output_and_its_embedding_feeds_features() {
+    let work = tempfile::tempdir().unwrap();
+    let set = make_set(work.path(), 48, false);
+    let out = work.path().join("ssl");
+    let ssl_args = |epochs: &'static str| {
+        vec![
+            "--quiet",
+            "train",
+            "--self-supervised",
+            "--images",
+            s(&set.images),
+            "--epochs",
+            epochs,
+            "--batch-size",
+            "16",
+            "--out",
+            s(&out),
+        ]
+    };
+    let stdout = ok(work.path(), &ssl_args("2"));
+    assert!(stdout.contains("self-supervised (vicreg)"), "{stdout}");
+    for file in ["split.csv", "history.json", "metrics.json", "weights.json"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    assert_png(&out.join("loss.png"));
+    // Every galaxy in train or val, none in a test part (no labels to test against).
+    let split = split_csv(&out.join("split.csv"));
+    assert_eq!(split.len(), set.image_ids.len());
+    assert!(split.iter().all(|(_, s)| s == "train" || s == "val"));
+    assert_eq!(
+        split.iter().filter(|(_, s)| s == "val").count(),
+        (0.15f64 * 48.0).ceil() as usize
+    );
+    let history = json(&out.join("history.json"));
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert!(history[1]["embedding_std"].as_f64().unwrap() > 0.0);
+    let metrics = json(&out.join("metrics.json"));
+    assert_eq!(metrics["task"], "self-supervised");
+    assert_eq!(metrics["method"], "vicreg");
+    assert_eq!(metrics["epochs_run"], 2);
+    // The manifest says how to make these weights again.
+    let manifest = json(&out.join("weights.json"));
+    let command = manifest["training"]["command"].as_str().unwrap();
+    assert!(
+        command.starts_with("sdss-clustering --quiet train --self-supervised --images"),
+        "{command}"
+    );
+    assert_eq!(manifest["training"]["galaxies"], 48);
+
+    // `--resume` with more epochs continues from the checkpoint of epoch 2.
+    let mut more = ssl_args("3");
+    more.push("--resume");
+    ok(work.path(), &more);
+    let history = json(&out.join("history.json"));
+    assert_eq!(history.as_array().unwrap().len(), 3);
+
+    // The embedding is the `dense` tap, under its own name.
+    let weights = out.join("weights.safetensors");
+    let features = |layer: &'static str, file: &str| {
+        let path = work.path().join(file);
+        ok(
+            work.path(),
+            &[
+                "--quiet",
+                "features",
+                "--images",
+                s(&set.images),
+                "--weights",
+                s(&weights),
+                "--layer",
+                layer,
+                "--out",
+                s(&path),
+            ],
+        );
+        sdss_io::npy::read_matrix_f32(&path).unwrap()
+    };
+    let embedding = features("embedding", "embedding.npy");
+    assert_eq!(embedding.dim(), (48, 128));
+    assert_eq!(embedding, features("dense", "dense.npy"));
+}
+
+#[test]
+fn self_supervised_refuses_what_needs_labels_or_no_augmentation() {
+    let work = tempfile::tempdir().unwrap();
+    let set = make_set(work.path(), 12, false);
+    let out = work.path().join("ssl");
+    let base = [
+        "train",
+        "--self-supervised",
+        "--images",
+        s(&set.images),
+        "--epochs",
+        "1",
+        "--out",
+        s(&out),
+    ];
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["--no-augment"], &["--no-augment", "augmented views"]),
+        (&["--catalog", s(&set.catalog)], &["--catalog"]),
+        (&["--batch-size", "1"], &["--batch-size", "at least 2"]),
+        (&["--method", "byol"], &["byol"]),
+        (&["--val-fraction", "0.01"], &["at least 2"]),
+    ];
+    for (extra, expected) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let err = fails(work.path(), &args);
+        for e in expected {
+            assert!(err.contains(e), "{extra:?}: `{e}` not in: {err}");
+        }
+        assert!(!out.exists(), "{extra:?}: --out must stay absent");
+    }
+    // --method without --self-supervised is a mistake, not silently ignored.
+    let err = fails(
+        work.path(),
+        &[
+            "train",
+            "--images",
+            s(&set.images),
+            "--catalog",
+            s(&set.catalog),
+            "--target",
+            "ellipticity",
+            "--method",
+            "simsiam",
+            "--out",
+            s(&out),
+        ],
+    );
+    assert!(err.contains("--self-supervised"), "{err}");
+}

@@ -48,6 +48,7 @@ pub mod error;
 pub mod fast;
 pub mod keras;
 pub mod model;
+pub mod pretrained;
 pub mod weights;
 mod winograd;
 

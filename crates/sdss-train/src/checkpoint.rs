@@ -98,9 +98,7 @@ fn list(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
 /// Writes `c` as the checkpoint of its last epoch in `dir` (created if needed) and deletes all but the
 /// newest `kept` checkpoints there, and any temporary file a killed run left. Returns the file's path.
 pub fn save(dir: &Path, c: &Checkpoint, kept: usize) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     let epoch = c.history.len();
-    let path = dir.join(format!("{PREFIX}{epoch:04}{SUFFIX}"));
     let specs = c.config.tensor_specs()?;
     let mut blobs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (prefix, t) in [
@@ -117,12 +115,6 @@ pub fn save(dir: &Path, c: &Checkpoint, kept: usize) -> Result<PathBuf> {
             ));
         }
     }
-    let mut views = Vec::with_capacity(blobs.len());
-    for (name, shape, bytes) in &blobs {
-        let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
-            .map_err(|e| TrainError::Invalid(format!("checkpoint tensor `{name}`: {e}")))?;
-        views.push((name.clone(), view));
-    }
     let meta = Meta {
         version: 1,
         config: c.config.clone(),
@@ -135,7 +127,29 @@ pub fn save(dir: &Path, c: &Checkpoint, kept: usize) -> Result<PathBuf> {
         run_key: c.run_key.clone(),
     };
     let json = serde_json::to_string(&meta).map_err(|e| TrainError::Invalid(e.to_string()))?;
-    let bytes = safetensors::serialize(views, Some(HashMap::from([(META_KEY.to_string(), json)])))
+    save_raw(dir, epoch, &blobs, META_KEY, json, kept)
+}
+
+/// Writes named f32 tensors `(name, shape, little-endian bytes)` and a JSON metadata string under
+/// `meta_key` as the checkpoint of `epoch` in `dir` (created if needed), atomically, then keeps only
+/// the newest `kept` checkpoints and removes temporary files a killed run left. Returns the path.
+pub(crate) fn save_raw(
+    dir: &Path,
+    epoch: usize,
+    blobs: &[(String, Vec<usize>, Vec<u8>)],
+    meta_key: &str,
+    json: String,
+    kept: usize,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    let path = dir.join(format!("{PREFIX}{epoch:04}{SUFFIX}"));
+    let mut views = Vec::with_capacity(blobs.len());
+    for (name, shape, bytes) in blobs {
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+            .map_err(|e| TrainError::Invalid(format!("checkpoint tensor `{name}`: {e}")))?;
+        views.push((name.clone(), view));
+    }
+    let bytes = safetensors::serialize(views, Some(HashMap::from([(meta_key.to_string(), json)])))
         .map_err(|e| TrainError::Invalid(format!("checkpoint: {e}")))?;
     let bytes = sdss_cnn::weights::canonical_safetensors(bytes)?;
     sdss_cnn::weights::write_atomic(&path, &bytes)?;
@@ -154,47 +168,84 @@ pub fn save(dir: &Path, c: &Checkpoint, kept: usize) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A checkpoint file's bytes, its metadata JSON under a key, and typed access to its tensors.
+pub(crate) struct RawCheckpoint {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    /// The metadata JSON.
+    pub json: String,
+}
+
+impl RawCheckpoint {
+    /// Reads `path`, whose metadata must hold `meta_key`.
+    pub fn read(path: &Path, meta_key: &str, what: &str) -> Result<Self> {
+        let bad = |reason: String| TrainError::BadCheckpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let json = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(meta_key))
+            .ok_or_else(|| bad(format!("not a {what} checkpoint")))?
+            .clone();
+        Ok(RawCheckpoint {
+            path: path.to_path_buf(),
+            bytes,
+            json,
+        })
+    }
+
+    /// An error about this file.
+    pub fn bad(&self, reason: String) -> TrainError {
+        TrainError::BadCheckpoint {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// The f32 tensor `name`, which must have `shape`.
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| self.bad(e.to_string()))?;
+        let view = st
+            .tensor(name)
+            .map_err(|_| self.bad(format!("tensor `{name}` is missing")))?;
+        if view.dtype() != Dtype::F32 || view.shape() != shape {
+            return Err(self.bad(format!(
+                "tensor `{name}` is {:?} {:?}, expected F32 {shape:?}",
+                view.dtype(),
+                view.shape(),
+            )));
+        }
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+}
+
+/// The newest checkpoint file in `dir`, or `None` when there is none.
+pub fn latest_path(dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(list(dir)?.pop().map(|(_, p)| p))
+}
+
 /// Reads one checkpoint file.
 pub fn read(path: &Path) -> Result<Checkpoint> {
-    let bad = |reason: String| TrainError::BadCheckpoint {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
-    let json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(META_KEY))
-        .ok_or_else(|| bad("not a training checkpoint (no metadata)".into()))?;
-    let meta: Meta = serde_json::from_str(json).map_err(|e| bad(format!("metadata: {e}")))?;
+    let raw = RawCheckpoint::read(path, META_KEY, "training")?;
+    let meta: Meta =
+        serde_json::from_str(&raw.json).map_err(|e| raw.bad(format!("metadata: {e}")))?;
     if meta.version != 1 {
-        return Err(bad(format!("checkpoint version {} is not 1", meta.version)));
+        return Err(raw.bad(format!("checkpoint version {} is not 1", meta.version)));
     }
     let specs = meta.config.tensor_specs()?;
     let take = |prefix: &str| -> Result<Tensors<f32>> {
-        let mut data = Vec::with_capacity(specs.len());
-        for spec in &specs {
-            let name = format!("{prefix}.{}", spec.key());
-            let view = st
-                .tensor(&name)
-                .map_err(|_| bad(format!("tensor `{name}` is missing")))?;
-            if view.dtype() != Dtype::F32 || view.shape() != spec.shape.as_slice() {
-                return Err(bad(format!(
-                    "tensor `{name}` is {:?} {:?}, expected F32 {:?}",
-                    view.dtype(),
-                    view.shape(),
-                    spec.shape
-                )));
-            }
-            data.push(
-                view.data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            );
-        }
+        let data = specs
+            .iter()
+            .map(|spec| raw.tensor(&format!("{prefix}.{}", spec.key()), &spec.shape))
+            .collect::<Result<_>>()?;
         Ok(Tensors { data })
     };
     Ok(Checkpoint {

@@ -6,12 +6,15 @@ pub mod catalog;
 pub mod checkpoint;
 mod conv;
 pub mod error;
+pub mod head;
 pub mod loss;
 pub mod metrics;
 pub mod network;
 pub mod optim;
 pub mod real;
 pub mod split;
+pub mod ssl;
+mod ssl_loss;
 pub mod trainer;
 
 pub use error::{Result, TrainError};

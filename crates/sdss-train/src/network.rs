@@ -480,42 +480,50 @@ impl<T: Real> Network<T> {
         let n = cache.batch;
         let d = self.dense_index();
         let mut grads = Tensors::zeros_like(&self.params);
-        // dense_2: W3 (n2 × O).
-        let dense_grads = |grads: &mut Tensors<T>, index: usize, x: &[T], dy: &[T]| {
-            let n_out = self.params.data[index + 1].len();
-            let n_in = self.params.data[index].len() / n_out;
-            gemm(
-                n_in,
-                n_out,
-                n,
-                &mut grads.data[index],
-                n_out,
-                false,
-                Mat::transposed(x, n_in),
-                Mat::rows(dy, n_out),
-                Parallelism::Rayon(0),
-            );
-            col_sums(dy, n_out, &mut grads.data[index + 1]);
-            // ∂L/∂x = dy · Wᵀ.
-            let mut dx = vec![T::ZERO; n * n_in];
-            gemm(
-                n,
-                n_in,
-                n_out,
-                &mut dx,
-                n_in,
-                false,
-                Mat::rows(dy, n_out),
-                Mat::transposed(&self.params.data[index], n_out),
-                Parallelism::Rayon(0),
-            );
-            dx
+        // dense_2, then dense_1 (no activation between them).
+        let dense_grads = |g: &mut Tensors<T>, index: usize, x: &[T], dy: &[T]| {
+            self.dense_backward(g, index, x, dy, n)
         };
         let mut dh2 = dense_grads(&mut grads, d + 4, &cache.h2d, grad_logits);
         if !cache.drop2.is_empty() {
             dh2.iter_mut().zip(&cache.drop2).for_each(|(g, s)| *g *= *s);
         }
-        let mut dh1 = dense_grads(&mut grads, d + 2, &cache.h1d, &dh2);
+        let dh1 = dense_grads(&mut grads, d + 2, &cache.h1d, &dh2);
+        self.backward_below_dense(images, cache, dh1, grads)
+    }
+
+    /// The backward pass from the embedding: the gradient of a loss with respect to the parameters of
+    /// the layers up to `dense` (the rest stay zero), given its gradient `grad_dense (batch, dense_units)`
+    /// with respect to [`ForwardCache::dense_after_dropout`]. Self-supervised training uses it, its head
+    /// being separate from the network's own `dense_1` and output layers.
+    pub fn backward_from_dense(
+        &self,
+        images: &[T],
+        cache: &ForwardCache<T>,
+        grad_dense: &[T],
+    ) -> Result<Tensors<T>> {
+        if grad_dense.len() != cache.h1d.len() {
+            return Err(TrainError::Invalid(format!(
+                "the embedding gradient has {} values, the batch's embeddings {}",
+                grad_dense.len(),
+                cache.h1d.len()
+            )));
+        }
+        let grads = Tensors::zeros_like(&self.params);
+        self.backward_below_dense(images, cache, grad_dense.to_vec(), grads)
+    }
+
+    /// Back-propagates `dh1`, the gradient with respect to `dense`'s output after dropout, through `dense`
+    /// and the convolution blocks, adding into `grads`.
+    fn backward_below_dense(
+        &self,
+        images: &[T],
+        cache: &ForwardCache<T>,
+        mut dh1: Vec<T>,
+        mut grads: Tensors<T>,
+    ) -> Result<Tensors<T>> {
+        let n = cache.batch;
+        let d = self.dense_index();
         if !cache.drop1.is_empty() {
             dh1.iter_mut().zip(&cache.drop1).for_each(|(g, s)| *g *= *s);
         }
@@ -524,7 +532,7 @@ impl<T: Real> Network<T> {
                 *g = T::ZERO
             }
         });
-        let dflat = dense_grads(&mut grads, d, &cache.flat, &dh1);
+        let dflat = self.dense_backward(&mut grads, d, &cache.flat, &dh1, n);
         if self.shapes.is_empty() {
             return Ok(grads);
         }
@@ -583,6 +591,45 @@ impl<T: Real> Network<T> {
             }
         }
         Ok(grads)
+    }
+
+    /// Adds the gradient of the Dense layer at `index` (weights `x (n × in)` → `dy (n × out)`) into
+    /// `grads`, and returns `∂L/∂x = dy · Wᵀ`.
+    fn dense_backward(
+        &self,
+        grads: &mut Tensors<T>,
+        index: usize,
+        x: &[T],
+        dy: &[T],
+        n: usize,
+    ) -> Vec<T> {
+        let n_out = self.params.data[index + 1].len();
+        let n_in = self.params.data[index].len() / n_out;
+        gemm(
+            n_in,
+            n_out,
+            n,
+            &mut grads.data[index],
+            n_out,
+            false,
+            Mat::transposed(x, n_in),
+            Mat::rows(dy, n_out),
+            Parallelism::Rayon(0),
+        );
+        col_sums(dy, n_out, &mut grads.data[index + 1]);
+        let mut dx = vec![T::ZERO; n * n_in];
+        gemm(
+            n,
+            n_in,
+            n_out,
+            &mut dx,
+            n_in,
+            false,
+            Mat::rows(dy, n_out),
+            Mat::transposed(&self.params.data[index], n_out),
+            Parallelism::Rayon(0),
+        );
+        dx
     }
 
     fn backward_image(

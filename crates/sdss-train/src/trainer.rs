@@ -158,6 +158,10 @@ pub struct EpochRecord {
     pub learning_rate: f64,
     /// Wall time of the epoch, validation included.
     pub seconds: f64,
+    /// Self-supervised runs: the collapse check on the validation images (mean per-dimension standard
+    /// deviation of the L2-normalised embeddings; 0 when collapsed, about 1/√d when spread evenly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_std: Option<f64>,
 }
 
 /// Where an epoch is, after each step.
@@ -204,9 +208,9 @@ pub struct Trainer {
 }
 
 // Stream tags, so that the shuffle, the augmentations and the dropout masks never share a stream.
-const SHUFFLE: u64 = 0x5348_5546;
-const AUGMENT: u64 = 0x4155_474D;
-const DROPOUT: u64 = 0x4452_4F50;
+pub(crate) const SHUFFLE: u64 = 0x5348_5546;
+pub(crate) const AUGMENT: u64 = 0x4155_474D;
+pub(crate) const DROPOUT: u64 = 0x4452_4F50;
 
 impl Trainer {
     /// A trainer for `network` with a fresh optimiser. `run_key` is whatever identifies the run (the
@@ -254,16 +258,7 @@ impl Trainer {
         let Some(c) = checkpoint::latest(dir)? else {
             return Ok(None);
         };
-        if strip_epochs(&c.run_key) != strip_epochs(run_key) {
-            return Err(TrainError::BadCheckpoint {
-                path: c.path.clone(),
-                reason: format!(
-                    "made by a run with other settings ({}); start a new --out, or resume with the \
-                     same options",
-                    differences(&c.run_key, run_key).join(", ")
-                ),
-            });
-        }
+        check_run_key(&c.path, &c.run_key, run_key)?;
         let mut options = c.options.clone();
         // The epoch count may grow on resume: training continues to the new total.
         if let Some(e) = run_key.get("epochs").and_then(Value::as_u64) {
@@ -449,6 +444,7 @@ impl Trainer {
                 val_loss,
                 learning_rate: self.learning_rate,
                 seconds: t0.elapsed().as_secs_f64(),
+                embedding_std: None,
             };
             let next_lr = self.schedule.on_epoch_end(val_loss, self.learning_rate);
             if next_lr != self.learning_rate {
@@ -519,6 +515,21 @@ pub fn predict_with(model: &sdss_cnn::CnnModel, images: &[f32]) -> Result<Vec<f3
         .map_err(|e| TrainError::Invalid(format!("images: {e}")))?;
     let out = model.features_batched(view, sdss_cnn::Tap::Output, 64)?;
     Ok(out.iter().copied().collect())
+}
+
+/// Refuses a checkpoint at `path` made under another run key (the epoch count may differ).
+pub(crate) fn check_run_key(path: &Path, stored: &Value, given: &Value) -> Result<()> {
+    if strip_epochs(stored) != strip_epochs(given) {
+        return Err(TrainError::BadCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!(
+                "made by a run with other settings ({}); start a new --out, or resume with the \
+                 same options",
+                differences(stored, given).join(", ")
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn strip_epochs(v: &Value) -> Value {

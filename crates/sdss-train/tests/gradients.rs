@@ -269,3 +269,115 @@ fn winograd_5x5_path_in_f32_matches_the_f64_gradients() {
         );
     }
 }
+
+/// Relative error of an analytic derivative against a central difference, as in `check`.
+fn relative_error(analytic: f64, numeric: f64) -> f64 {
+    (numeric - analytic).abs() / (1e-4 + analytic.abs().max(numeric.abs()))
+}
+
+#[test]
+fn embedding_backward_matches_finite_differences() {
+    // Self-supervised training back-propagates from the 128-wide `dense` (here 6 wide) only: the loss
+    // is a fixed weighting of the embeddings after dropout.
+    let net = random_network(config(2, OutputActivation::Linear), 13);
+    let n = 4;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let images: Vec<f64> = (0..n * 9 * 10 * 3).map(|_| rng.random::<f64>()).collect();
+    let weights: Vec<f64> = (0..n * 6).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let randomness = StepRandomness {
+        seed: 7,
+        dropout: true,
+    };
+    let loss_of = |net: &Network<f64>| {
+        let cache = net.forward(&images, randomness).unwrap();
+        let e = cache.dense_after_dropout();
+        e.iter().zip(&weights).map(|(a, b)| a * b).sum::<f64>()
+    };
+    let cache = net.forward(&images, randomness).unwrap();
+    let grads = net.backward_from_dense(&images, &cache, &weights).unwrap();
+    let names: Vec<String> = net
+        .config()
+        .tensor_specs()
+        .unwrap()
+        .iter()
+        .map(|s| s.key())
+        .collect();
+    let h = 1e-6;
+    for (t, name) in names.iter().enumerate() {
+        let above_dense = name.starts_with("dense_1.") || name.starts_with("dense_2.");
+        let mut nonzero = 0;
+        for i in 0..net.params.data[t].len() {
+            let mut plus = net.clone();
+            plus.params.data[t][i] += h;
+            let mut minus = net.clone();
+            minus.params.data[t][i] -= h;
+            let numeric = (loss_of(&plus) - loss_of(&minus)) / (2.0 * h);
+            let analytic = grads.data[t][i];
+            let err = relative_error(analytic, numeric);
+            assert!(
+                err < 1e-5,
+                "{name}[{i}]: analytic {analytic:e}, finite difference {numeric:e}"
+            );
+            nonzero += (analytic.abs() > 1e-9) as usize;
+        }
+        if above_dense {
+            assert_eq!(
+                nonzero, 0,
+                "{name}: the layers above the embedding get no gradient"
+            );
+        } else {
+            assert!(
+                nonzero > 0,
+                "{name}: every layer up to the embedding learns"
+            );
+        }
+    }
+}
+
+#[test]
+fn projection_head_backward_matches_finite_differences() {
+    use sdss_train::head::{self, MlpShape};
+    let shape = MlpShape {
+        input: 5,
+        layers: vec![7, 4, 3],
+    };
+    let params: Vec<Vec<f64>> = shape.init::<f64>(3).data;
+    let n = 6;
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let x: Vec<f64> = (0..n * 5).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let w: Vec<f64> = (0..n * 3).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let loss_of = |params: &[Vec<f64>], x: &[f64]| {
+        let out = head::forward(&shape, params, x).unwrap().output;
+        out.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>()
+    };
+    let cache = head::forward(&shape, &params, &x).unwrap();
+    let (grads, dx) = head::backward(&shape, &params, &cache, &w).unwrap();
+    let h = 1e-6;
+    let mut nonzero = 0;
+    let mut total = 0;
+    for t in 0..params.len() {
+        for i in 0..params[t].len() {
+            let mut plus = params.clone();
+            plus[t][i] += h;
+            let mut minus = params.clone();
+            minus[t][i] -= h;
+            let numeric = (loss_of(&plus, &x) - loss_of(&minus, &x)) / (2.0 * h);
+            let err = relative_error(grads[t][i], numeric);
+            assert!(err < 1e-5, "tensor {t}[{i}]: {} vs {numeric}", grads[t][i]);
+            nonzero += (grads[t][i].abs() > 1e-9) as usize;
+            total += 1;
+        }
+    }
+    assert!(
+        nonzero * 2 > total,
+        "{nonzero} of {total} gradients are non-zero"
+    );
+    for i in 0..x.len() {
+        let mut plus = x.clone();
+        plus[i] += h;
+        let mut minus = x.clone();
+        minus[i] -= h;
+        let numeric = (loss_of(&params, &plus) - loss_of(&params, &minus)) / (2.0 * h);
+        assert!(relative_error(dx[i], numeric) < 1e-5, "input {i}");
+    }
+}

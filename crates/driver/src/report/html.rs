@@ -58,7 +58,12 @@ fn esc(text: &str) -> String {
 fn facts_table(out: &mut String, facts: &[(String, String)]) {
     out.push_str("<table class=\"facts\">\n");
     for (k, v) in facts {
-        let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+        let value = if v.starts_with("https://") && !v.contains(char::is_whitespace) {
+            format!("<a href=\"{0}\">{0}</a>", esc(v))
+        } else {
+            esc(v)
+        };
+        let _ = writeln!(out, "<tr><th>{}</th><td>{value}</td></tr>", esc(k));
     }
     out.push_str("</table>\n");
 }

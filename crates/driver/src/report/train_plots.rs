@@ -462,6 +462,7 @@ mod tests {
                 val_loss: 1.2 / e as f64 + 0.05,
                 learning_rate: if e > 5 { 2e-4 } else { 1e-3 },
                 seconds: 1.5,
+                embedding_std: None,
             })
             .collect()
     }
