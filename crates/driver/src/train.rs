@@ -79,13 +79,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub self_supervised: bool,
     /// The self-supervised objective: vicreg (variance-invariance-covariance, the default) or simsiam.
-    #[arg(
-        long,
-        value_enum,
-        default_value = "vicreg",
-        requires = "self_supervised"
-    )]
-    pub method: SslMethodArg,
+    #[arg(long, value_enum)]
+    pub method: Option<SslMethodArg>,
     /// The catalogue column holding the galaxy ids (the image file stems).
     #[arg(long, value_name = "COLUMN", default_value = "id")]
     pub id_column: String,
@@ -178,6 +173,13 @@ impl TrainArgs {
 pub fn train(args: &TrainArgs, progress: Progress) -> Result<()> {
     if args.self_supervised {
         return crate::train_ssl::train_self_supervised(args, progress);
+    }
+    // clap's `requires` cannot refuse this: a bool flag always counts as present.
+    if let Some(m) = args.method {
+        bail!(
+            "--method {}: a self-supervised objective; add --self-supervised, or drop --method to train on --target",
+            m.to_possible_value().map_or("?".into(), |v| v.get_name().to_owned())
+        );
     }
     let started = Instant::now();
     check_options(args)?;

@@ -63,7 +63,9 @@ pub fn train_self_supervised(args: &TrainArgs, progress: Progress) -> Result<()>
 }
 
 fn method(args: &TrainArgs) -> SslMethod {
-    match args.method {
+    // An Option rather than a clap default, so that `train` can refuse --method without
+    // --self-supervised.
+    match args.method.unwrap_or(SslMethodArg::Vicreg) {
         SslMethodArg::Vicreg => SslMethod::Vicreg,
         SslMethodArg::Simsiam => SslMethod::SimSiam,
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use common::*;
 
@@ -129,6 +130,16 @@ fn default_run_outputs_are_consistent_and_reproducible() {
         let d: Vec<f32> = mine.iter().map(|r| r[3].parse().unwrap()).collect();
         assert!(d.windows(2).all(|w| w[0] <= w[1]), "{id}: nearest first");
     }
+    // CNN features from the shipped encoder: the report names it and links the feature-quality study.
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains("small-vicreg-sdss6437"),
+        "the report names the encoder"
+    );
+    assert!(
+        html.contains("docs/feature-quality.md"),
+        "the report links the study"
+    );
     let pages = assert_links_resolve(&out);
     assert!(
         pages > n_images,
@@ -212,6 +223,9 @@ fn existing_output_is_refused_unless_forced_and_never_mixed() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// Where the report's links into the repository's documents start.
+const FEATURE_STUDY_URL: &str = "https://github.com/sdss-clustering/sdss-clustering/blob/main/";
+
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -232,6 +246,15 @@ fn assert_links_resolve(out: &std::path::Path) -> usize {
             for link in html.split(attr).skip(1).map(|s| &s[..s.find('"').unwrap()]) {
                 let file = link.split('#').next().unwrap();
                 if file.is_empty() {
+                    continue;
+                }
+                if let Some(doc) = file.strip_prefix(FEATURE_STUDY_URL) {
+                    // The one link out of the report: the study in this repository's docs.
+                    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                    assert!(
+                        repo.join(doc).is_file(),
+                        "{link}: no such file in the repository"
+                    );
                     continue;
                 }
                 let target = page.parent().unwrap().join(file);
