@@ -55,7 +55,9 @@ pub enum SvdSolver {
     /// block, `iterated_power` power iterations whose iterates are all kept, then an exact SVD
     /// of the data projected on that basis. The blocks are narrower than scikit-learn's
     /// `n_components + n_oversamples` (see [`krylov_block_width`]), so the basis holds
-    /// `(iterated_power + 1)` blocks of about 2/5 of that.
+    /// `(iterated_power + 1)` blocks of about 2/5 of that. On rank-deficient data, blocks that
+    /// add no direction are refilled with fresh random vectors, so the components stay
+    /// orthonormal.
     Randomized,
 }
 
@@ -642,11 +644,51 @@ fn centred_tmul_into<F: PcaFloat>(
     }
 }
 
-/// Orthonormal basis of the part of `block`'s span orthogonal to the orthonormal columns of
-/// `basis`: two passes of block Gram-Schmidt ("twice is enough"), a Householder QR, then one
-/// more projection and QR so that a block lying almost inside `basis` (rank-deficient data)
-/// still comes out orthogonal to it.
-fn orthonormalize_against<F: PcaFloat>(basis: MatRef<'_, F>, block: MatRef<'_, F>) -> Mat<F> {
+/// Euclidean norms of the columns of `m`, accumulated in f64.
+fn column_norms<F: PcaFloat>(m: MatRef<'_, F>) -> Vec<f64> {
+    m.col_iter()
+        .map(|c| {
+            c.iter()
+                .map(|v| v.as_f64() * v.as_f64())
+                .sum::<f64>()
+                .sqrt()
+        })
+        .collect()
+}
+
+/// A seed for the `a`-th, `b`-th auxiliary random matrix of a fit with `seed` (splitmix64
+/// finalisers), so that each is independent of the test matrix and of the others.
+fn derived_seed(seed: u64, a: u64, b: u64) -> u64 {
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    mix(mix(mix(seed) ^ a) ^ b.wrapping_add(0x5851_F42D_4C95_7F2D))
+}
+
+/// Most rounds of fresh random columns [`orthonormalize_against`] draws for one block.
+const MAX_REFILLS: u64 = 8;
+
+/// Orthonormal columns spanning the part of `block`'s span orthogonal to the orthonormal
+/// columns of `basis`, as many as `block` has: two passes of block Gram-Schmidt ("twice is
+/// enough"), a Householder QR, then one more projection and QR.
+///
+/// A column whose part outside `basis` and the block's previous columns is at the rounding
+/// level, `|R_jj| <= sqrt(eps) ||block_j||`, carries no new direction: its Householder column
+/// is rounding noise, which may lie inside `basis`, and no further projection or QR can make
+/// it orthogonal to `basis` (this is what happens once the data's range is exhausted, i.e.
+/// on rank-deficient data). Such columns are replaced by Gaussian vectors drawn from `seed`
+/// and the block is orthonormalized again (as ARPACK restarts an exhausted Krylov basis), so
+/// the result is always orthonormal and orthogonal to `basis`; the space must have room for
+/// it (`basis.ncols() + block.ncols() <= block.nrows()`). On data of full rank every column
+/// passes the test and the work is that of the plain scheme.
+fn orthonormalize_against<F: PcaFloat>(
+    basis: MatRef<'_, F>,
+    block: MatRef<'_, F>,
+    seed: u64,
+) -> Mat<F> {
     let project_out = |m: &mut Mat<F>| {
         if basis.ncols() > 0 {
             let coeffs = mul(basis.transpose(), m.as_ref());
@@ -660,10 +702,39 @@ fn orthonormalize_against<F: PcaFloat>(basis: MatRef<'_, F>, block: MatRef<'_, F
             );
         }
     };
+    // Columns kept when their new part is above sqrt(eps) of their norm: their QR column then
+    // leans into `basis` by at most about sqrt(eps), which the last projection removes.
+    let tol = F::EPSILON_F64.sqrt();
     let mut m = block.to_owned();
-    project_out(&mut m);
-    project_out(&mut m);
-    let mut q = orthonormalize(m.as_ref());
+    let mut scale = column_norms(m.as_ref());
+    let mut refills = 0u64;
+    let mut q = loop {
+        project_out(&mut m);
+        project_out(&mut m);
+        let qr = m.qr();
+        let r = qr.R();
+        // Not above: a zero column (0 <= 0) and NaN count as dependent.
+        let dependent: Vec<usize> = (0..m.ncols())
+            .filter(|&j| {
+                let new_part = r[(j, j)].as_f64().abs();
+                new_part.partial_cmp(&(tol * scale[j])) != Some(std::cmp::Ordering::Greater)
+            })
+            .collect();
+        if dependent.is_empty() || refills == MAX_REFILLS {
+            break qr.compute_thin_Q();
+        }
+        // The dependent columns are replaced in the block itself, not in Q: the later columns
+        // of Q carry the new part of each independent column only together with the earlier
+        // ones, dependent or not.
+        let fresh =
+            gaussian_matrix::<F>(m.nrows(), dependent.len(), derived_seed(seed, 0, refills));
+        let fresh_norms = column_norms(fresh.as_ref());
+        for (c, &j) in dependent.iter().enumerate() {
+            m.col_mut(j).copy_from(fresh.col(c));
+            scale[j] = fresh_norms[c];
+        }
+        refills += 1;
+    };
     if basis.ncols() > 0 {
         project_out(&mut q);
         q = orthonormalize(q.as_ref());
@@ -684,6 +755,12 @@ fn orthonormalize_against<F: PcaFloat>(basis: MatRef<'_, F>, block: MatRef<'_, F
 /// variance where scikit-learn stays 1.3e-4 short). The basis lives in the smaller of the
 /// sample and feature spaces; the products with the data `Aᵀ Q` are kept, so the projected
 /// matrix `B = Qᵀ A` costs no extra pass.
+///
+/// Rank-deficient data (dead or duplicated features) exhaust the range before the basis is
+/// full: later blocks then add no direction, and their rounding noise can lie inside the
+/// basis, so [`orthonormalize_against`] replaces such columns by fresh random ones (the basis
+/// stays orthonormal, and Rayleigh-Ritz never finds more variance than the data hold), and the
+/// Ritz vectors of numerically zero singular values are replaced by an orthonormal completion.
 fn randomized_svd<F: PcaFloat>(
     x: ArrayView2<'_, F>,
     mean: &[f64],
@@ -725,7 +802,11 @@ fn randomized_svd<F: PcaFloat>(
     let mut width = 0usize;
     while width < max_width {
         let bw = block_width.min(max_width - width);
-        let q = orthonormalize_against(basis.get(.., ..width), block.get(.., ..bw));
+        let q = orthonormalize_against(
+            basis.get(.., ..width),
+            block.get(.., ..bw),
+            derived_seed(seed, 1, width as u64),
+        );
         basis.get_mut(.., width..width + bw).copy_from(&q);
         to_o(images.get_mut(.., width..width + bw), q.as_ref());
         if width + bw < max_width {
@@ -787,9 +868,39 @@ fn randomized_svd<F: PcaFloat>(
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| sigma[b].total_cmp(&sigma[a]));
     let permute = |m: &Mat<F>| Mat::<F>::from_fn(m.nrows(), k, |i, j| m[(i, order[j])]);
-    let o_vectors = permute(&o_vectors);
+    let mut o_vectors = permute(&o_vectors);
     let s_vectors = permute(&s_vectors);
     let sigma: Vec<f64> = order.iter().map(|&i| sigma[i]).collect();
+    // `s_vectors` = Q H are orthonormal (Q is, H is). The `o_vectors` Z h / ||Z h|| are only
+    // as orthogonal as the Gram matrix, formed in F, resolves them: its eigenvalues are known
+    // to about eps σ₁² (times a modest growth factor), so a singular value below 16 sqrt(eps)
+    // σ₁ (5.5e-3 σ₁ in f32, 2.4e-7 σ₁ in f64) is indistinguishable from zero, and its vector
+    // is rounding noise that may lie along the others: the zero singular values of
+    // rank-deficient data. Those vectors are replaced by an orthonormal completion of the
+    // others (signs kept where a vector means anything). For the components, these are the
+    // `o_vectors` when the basis lives in the sample space. On data whose k-th singular value
+    // is above the threshold (the SDSS pixels: 1.6e-2 σ₁) nothing is done.
+    let floor = 16.0 * F::EPSILON_F64.sqrt() * sigma[0];
+    let head = sigma.iter().take_while(|&&s| s > 0.0 && s >= floor).count();
+    if head < k {
+        let tail = orthonormalize_against(
+            o_vectors.get(.., ..head),
+            o_vectors.get(.., head..),
+            derived_seed(seed, 2, 0),
+        );
+        for (c, j) in (head..k).enumerate() {
+            let along: f64 = tail
+                .col(c)
+                .iter()
+                .zip(o_vectors.col(j).iter())
+                .map(|(a, b)| a.as_f64() * b.as_f64())
+                .sum();
+            let sign = F::of_f64(if along < 0.0 { -1.0 } else { 1.0 });
+            for (dst, &v) in o_vectors.col_mut(j).iter_mut().zip(tail.col(c).iter()) {
+                *dst = v * sign;
+            }
+        }
+    }
     let (mut u, mut v) = if samples_side {
         (s_vectors, o_vectors)
     } else {
@@ -1063,6 +1174,148 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", s.as_str()));
             assert_eq!(serde_json::from_str::<SvdSolver>(&json).unwrap(), s);
         }
+    }
+
+    /// Largest deviation of `[basis q]ᵀ [basis q]` from the identity.
+    fn orthonormality_error(basis: MatRef<'_, f32>, q: MatRef<'_, f32>) -> f64 {
+        let w = basis.ncols() + q.ncols();
+        let all = Mat::<f32>::from_fn(basis.nrows(), w, |i, j| {
+            if j < basis.ncols() {
+                basis[(i, j)]
+            } else {
+                q[(i, j - basis.ncols())]
+            }
+        });
+        let g = mul(all.transpose(), all.as_ref());
+        let mut worst = 0.0f64;
+        for i in 0..w {
+            for j in 0..w {
+                let id = if i == j { 1.0 } else { 0.0 };
+                worst = worst.max((g[(i, j)] as f64 - id).abs());
+            }
+        }
+        worst
+    }
+
+    #[test]
+    fn krylov_steps_on_duplicated_coordinates_stay_orthonormal() {
+        // The failure behind rank-deficient fits: coordinates in exact duplicates (features
+        // j and j + 11 equal, as in a ReLU embedding's copies) and a first block of rank 11 < 12.
+        // Identical operations on identical values round identically, so once the next block
+        // lies in the span of the basis its rounding noise does too, and projecting and
+        // factoring again cannot leave it (the former scheme: |[Q1 Q2]ᵀ[Q1 Q2] - I| = 0.67 to
+        // 0.95 on these cases); fresh random columns do.
+        for (dim, support) in [(128usize, 90usize), (128, 128), (200, 200), (128, 40)] {
+            for seed in 0..4u64 {
+                let h = gaussian_matrix::<f32>(11, 11, seed);
+                let g = Mat::<f32>::from_fn(support, 11, |i, j| h[(i % 11, j)]);
+                let c = gaussian_matrix::<f32>(11, 12, seed + 100);
+                let gc = mul(g.as_ref(), c.as_ref());
+                let first =
+                    Mat::<f32>::from_fn(
+                        dim,
+                        12,
+                        |i, j| {
+                            if i < support {
+                                gc[(i, j)] * 1e3
+                            } else {
+                                0.0
+                            }
+                        },
+                    );
+                let none = Mat::<f32>::zeros(dim, 0);
+                let q1 = orthonormalize_against(none.as_ref(), first.as_ref(), seed);
+                let err = orthonormality_error(none.as_ref(), q1.as_ref());
+                assert!(
+                    err < 1e-5,
+                    "{dim}/{support} seed {seed}: first block {err:e}"
+                );
+                // The next Krylov block: the rank-11 operator G Gᵀ applied to the basis.
+                let op = mul(g.as_ref(), g.transpose());
+                let op = Mat::<f32>::from_fn(dim, dim, |i, j| {
+                    if i < support && j < support {
+                        op[(i, j)]
+                    } else {
+                        0.0
+                    }
+                });
+                let next = mul(op.as_ref(), q1.as_ref());
+                let q2 = orthonormalize_against(q1.as_ref(), next.as_ref(), seed + 1);
+                let err = orthonormality_error(q1.as_ref(), q2.as_ref());
+                assert!(
+                    err < 1e-5,
+                    "{dim}/{support} seed {seed}: second block {err:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_inside_the_basis_still_come_out_orthonormal() {
+        // An orthonormal basis of 30 of 200 dimensions, then blocks that add nothing (inside
+        // its span, with large and tiny scales, or zero) or only some directions: each result
+        // is orthonormal and orthogonal to the basis, as wide as the block.
+        let basis = orthonormalize(gaussian_matrix::<f32>(200, 30, 1).as_ref());
+        let coeffs = gaussian_matrix::<f32>(30, 12, 2);
+        let inside = mul(basis.as_ref(), coeffs.as_ref());
+        let fresh = gaussian_matrix::<f32>(200, 12, 3);
+        let cases = [
+            ("inside", Mat::from_fn(200, 12, |i, j| inside[(i, j)] * 1e5)),
+            (
+                "inside, graded",
+                Mat::from_fn(200, 12, |i, j| inside[(i, j)] * 10f32.powi(j as i32 - 6)),
+            ),
+            ("zero", Mat::zeros(200, 12)),
+            (
+                "half new",
+                Mat::from_fn(200, 12, |i, j| {
+                    if j % 2 == 0 {
+                        fresh[(i, j)]
+                    } else {
+                        inside[(i, j)]
+                    }
+                }),
+            ),
+            (
+                "duplicated",
+                Mat::from_fn(200, 12, |i, j| fresh[(i, j / 3)]),
+            ),
+        ];
+        for (name, block) in &cases {
+            let q = orthonormalize_against(basis.as_ref(), block.as_ref(), 7);
+            assert_eq!(q.ncols(), 12, "{name}");
+            let err = orthonormality_error(basis.as_ref(), q.as_ref());
+            assert!(err < 1e-5, "{name}: orthonormality error {err:e}");
+        }
+        // New directions are kept: the result spans the new part of the block.
+        let q = orthonormalize_against(basis.as_ref(), cases[3].1.as_ref(), 7);
+        let new_part = mul(q.transpose(), fresh.as_ref());
+        for j in (0..12).step_by(2) {
+            let mut along = 0.0f64;
+            for i in 0..12 {
+                along += (new_part[(i, j)] as f64).powi(2);
+            }
+            let mut norm = 0.0f64;
+            let mut outside = fresh.col(j).to_owned();
+            let c = mul(basis.transpose(), fresh.get(.., j..j + 1));
+            for i in 0..200 {
+                let mut v = outside[i];
+                for r in 0..30 {
+                    v -= basis[(i, r)] * c[(r, 0)];
+                }
+                outside[i] = v;
+                norm += (v as f64).powi(2);
+            }
+            assert!(
+                (along / norm - 1.0).abs() < 1e-4,
+                "column {j}: {along} vs {norm}"
+            );
+        }
+        // An empty basis: a rank-deficient block is completed to an orthonormal one.
+        let empty = Mat::<f32>::zeros(200, 0);
+        let q = orthonormalize_against(empty.as_ref(), cases[4].1.as_ref(), 7);
+        let err = orthonormality_error(empty.as_ref(), q.as_ref());
+        assert!(err < 1e-5, "empty basis: orthonormality error {err:e}");
     }
 
     #[test]
