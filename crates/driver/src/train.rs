@@ -285,15 +285,15 @@ struct Trained {
 /// galaxy id (logging what was skipped).
 fn read_catalogue_and_join(args: &TrainArgs) -> Result<Galaxies> {
     let (catalog, catalog_report) = catalog::read_catalog(
-        &args.catalog_path(),
+        args.catalog_path(),
         &args.id_column,
-        &args.target_name(),
+        args.target_name(),
         args.task.map(Task::from),
         args.drop_invalid,
     )?;
     tracing::info!("{catalog_report}");
     let catalog_sha256 = sdss_cnn::keras::sha256_hex(
-        &std::fs::read(&args.catalog_path())
+        &std::fs::read(args.catalog_path())
             .with_context(|| format!("--catalog {}", args.catalog_path().display()))?,
     );
     let files = sdss_io::folder::list_images(&args.images)
@@ -549,14 +549,7 @@ fn fit(
     epochs: usize,
     progress: Progress,
 ) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    install_ctrl_c(&stop);
-    let mut observer = EpochBars {
-        progress,
-        bar: None,
-        epochs,
-        stop,
-    };
+    let mut observer = EpochBars::new(progress, epochs);
     let fitted = trainer.fit(
         &data.train,
         &data.val,
@@ -614,7 +607,7 @@ fn evaluate_regression(
         plot,
         &truth,
         &pred,
-        &run.args.target_name(),
+        run.args.target_name(),
         &format!(
             "{}, {} test galaxies: RMSE {:.4}, R² {r2}",
             run.net.arch, m.n, m.rmse
@@ -1072,6 +1065,18 @@ pub(crate) struct EpochBars {
 }
 
 impl EpochBars {
+    /// Progress bars for `epochs` epochs, stopping cleanly on Ctrl-C.
+    pub(crate) fn new(progress: Progress, epochs: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        install_ctrl_c(&stop);
+        EpochBars {
+            progress,
+            bar: None,
+            epochs,
+            stop,
+        }
+    }
+
     pub(crate) fn clear(&mut self) {
         if let Some((_, bar)) = self.bar.take() {
             bar.finish_and_clear();

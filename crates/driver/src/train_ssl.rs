@@ -7,8 +7,6 @@
 //! by the feature-quality study, `cargo xtask feature-study`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -23,8 +21,8 @@ use crate::pipeline::write_json;
 use crate::progress::Progress;
 use crate::report::train_plots;
 use crate::train::{
-    architecture_name, check_all_read, check_options, check_out, install_ctrl_c, load_images,
-    prepare_output, training_failed, EpochBars, OutDir, SslMethodArg, TrainArgs,
+    architecture_name, check_all_read, check_options, check_out, load_images, prepare_output,
+    training_failed, EpochBars, OutDir, SslMethodArg, TrainArgs,
 };
 
 /// The default encoder: fast enough to train on CPU.
@@ -289,14 +287,7 @@ fn fit(
     out: &OutDir,
     progress: Progress,
 ) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    install_ctrl_c(&stop);
-    let mut observer = EpochBars {
-        progress,
-        bar: None,
-        epochs: trainer.options().epochs,
-        stop,
-    };
+    let mut observer = EpochBars::new(progress, trainer.options().epochs);
     let fitted = trainer.fit(train, val, Some(&out.checkpoints), &mut observer);
     observer.clear();
     fitted.map_err(|e| training_failed(e, trainer.history().len(), out))

@@ -245,6 +245,14 @@ impl<T: Real> Network<T> {
         Self::new(config, Tensors { data })
     }
 
+    /// The network as an sdss-cnn model (its fast inference engine), weights rounded to f32.
+    pub fn to_model(&self) -> Result<sdss_cnn::CnnModel> {
+        Ok(sdss_cnn::CnnModel::new(
+            self.config.clone(),
+            self.to_weights()?,
+        )?)
+    }
+
     /// The weights as sdss-cnn's [`CnnWeights`] (rounded to f32), for inference and for saving.
     pub fn to_weights(&self) -> Result<CnnWeights> {
         let mut map = std::collections::HashMap::new();

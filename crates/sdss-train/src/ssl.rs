@@ -494,10 +494,7 @@ impl SslTrainer {
     /// The encoder as an sdss-cnn model; its embedding is the `dense` tap ([`sdss_cnn::Tap::Dense`]).
     /// The network's `dense_1` and output layers keep their initial weights.
     pub fn model(&self) -> Result<sdss_cnn::CnnModel> {
-        Ok(sdss_cnn::CnnModel::new(
-            self.network.config().clone(),
-            self.network.to_weights()?,
-        )?)
+        self.network.to_model()
     }
 
     /// The embeddings `(n, dense_units)` of flattened images, through the inference engine.

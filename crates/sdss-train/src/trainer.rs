@@ -308,10 +308,7 @@ impl Trainer {
 
     /// The trained network as an sdss-cnn model (its fast inference engine).
     pub fn model(&self) -> Result<sdss_cnn::CnnModel> {
-        Ok(sdss_cnn::CnnModel::new(
-            self.network.config().clone(),
-            self.network.to_weights()?,
-        )?)
+        self.network.to_model()
     }
 
     /// The network's outputs for `images` (`(n, outputs)`, row-major; class probabilities for a

@@ -521,7 +521,7 @@ pub fn render(study: &Study) -> (String, String, Value) {
 
     // What was tried where a target is missed: written by hand, kept with the generator so that a
     // rerun keeps it.
-    md.push_str("\n");
+    md.push('\n');
     md.push_str(NOTES);
     let _ = writeln!(md, "\n## Stage timings\n");
     for (name, secs) in &study.stages {
