@@ -601,15 +601,12 @@ impl SslTrainer {
                 seconds: t0.elapsed().as_secs_f64(),
                 embedding_std: Some(embedding_std),
             };
-            let next_lr = self.schedule.on_epoch_end(val_loss, self.learning_rate);
-            if next_lr != self.learning_rate {
-                tracing::info!(
-                    epoch,
-                    "ReduceLROnPlateau: learning rate {:.3e} -> {next_lr:.3e}",
-                    self.learning_rate
-                );
-            }
-            self.learning_rate = next_lr;
+            self.learning_rate = trainer::next_learning_rate(
+                &mut self.schedule,
+                epoch,
+                val_loss,
+                self.learning_rate,
+            );
             self.history.push(record.clone());
             if let Some(dir) = checkpoint_dir {
                 self.save_checkpoint(dir)?;

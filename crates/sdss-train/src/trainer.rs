@@ -443,15 +443,8 @@ impl Trainer {
                 seconds: t0.elapsed().as_secs_f64(),
                 embedding_std: None,
             };
-            let next_lr = self.schedule.on_epoch_end(val_loss, self.learning_rate);
-            if next_lr != self.learning_rate {
-                tracing::info!(
-                    epoch,
-                    "ReduceLROnPlateau: learning rate {:.3e} -> {next_lr:.3e}",
-                    self.learning_rate
-                );
-            }
-            self.learning_rate = next_lr;
+            self.learning_rate =
+                next_learning_rate(&mut self.schedule, epoch, val_loss, self.learning_rate);
             self.history.push(record.clone());
             if let Some(dir) = checkpoint_dir {
                 self.save_checkpoint(dir)?;
@@ -500,6 +493,23 @@ impl Trainer {
         };
         checkpoint::save(dir, &c, self.options.checkpoints_kept)
     }
+}
+
+/// The schedule's rate after an epoch with validation loss `val_loss`, logging a change.
+pub(crate) fn next_learning_rate(
+    schedule: &mut ReduceLrOnPlateau,
+    epoch: usize,
+    val_loss: f64,
+    learning_rate: f64,
+) -> f64 {
+    let next = schedule.on_epoch_end(val_loss, learning_rate);
+    if next != learning_rate {
+        tracing::info!(
+            epoch,
+            "ReduceLROnPlateau: learning rate {learning_rate:.3e} -> {next:.3e}"
+        );
+    }
+    next
 }
 
 /// `(n, outputs)` predictions of `model` for flattened images, in batches of 64.
