@@ -783,14 +783,7 @@ fn batches(order: &[usize], bs: usize) -> Vec<&[usize]> {
 
 /// `(n, dense_units)` embeddings of `model` (the `dense` tap) for flattened images, in batches of 64.
 pub fn embed_with(model: &sdss_cnn::CnnModel, images: &[f32]) -> Result<Vec<f32>> {
-    let cfg = model.config();
-    let (h, w, c) = (cfg.input_height, cfg.input_width, cfg.input_channels);
-    let per = h * w * c;
-    let n = images.len() / per.max(1);
-    let view = ndarray::ArrayView4::from_shape((n, h, w, c), &images[..n * per])
-        .map_err(|e| TrainError::Invalid(format!("images: {e}")))?;
-    let out = model.features_batched(view, sdss_cnn::Tap::Dense, 64)?;
-    Ok(out.iter().copied().collect())
+    trainer::tap_with(model, images, sdss_cnn::Tap::Dense)
 }
 
 #[cfg(test)]

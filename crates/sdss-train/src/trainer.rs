@@ -514,13 +514,22 @@ pub(crate) fn next_learning_rate(
 
 /// `(n, outputs)` predictions of `model` for flattened images, in batches of 64.
 pub fn predict_with(model: &sdss_cnn::CnnModel, images: &[f32]) -> Result<Vec<f32>> {
+    tap_with(model, images, sdss_cnn::Tap::Output)
+}
+
+/// `model`'s values at `tap` for flattened images, row-major, in batches of 64.
+pub(crate) fn tap_with(
+    model: &sdss_cnn::CnnModel,
+    images: &[f32],
+    tap: sdss_cnn::Tap,
+) -> Result<Vec<f32>> {
     let cfg = model.config();
     let (h, w, c) = (cfg.input_height, cfg.input_width, cfg.input_channels);
     let per = h * w * c;
     let n = images.len() / per.max(1);
     let view = ndarray::ArrayView4::from_shape((n, h, w, c), &images[..n * per])
         .map_err(|e| TrainError::Invalid(format!("images: {e}")))?;
-    let out = model.features_batched(view, sdss_cnn::Tap::Output, 64)?;
+    let out = model.features_batched(view, tap, 64)?;
     Ok(out.iter().copied().collect())
 }
 
