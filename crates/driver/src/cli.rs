@@ -139,6 +139,10 @@ pub struct RunArgs {
     /// Images decoded (and pushed through the CNN) per batch.
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
+    /// Refuse images with more pixels than this, before decoding them (a guard against decompression
+    /// bombs; default 67108864 = 8192 x 8192, far above SDSS's 424 x 424 cutouts).
+    #[arg(long, value_name = "PIXELS", value_parser = parse_max_image_pixels)]
+    pub max_image_pixels: Option<u64>,
     /// Output folder (must not exist or be empty, unless --force).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -169,6 +173,10 @@ pub struct FeaturesArgs {
     /// Images per batch.
     #[arg(long, value_name = "N", default_value_t = sdss_io::folder::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
+    /// Refuse images with more pixels than this, before decoding them (decompression-bomb guard).
+    #[arg(long, value_name = "PIXELS", value_parser = parse_max_image_pixels,
+          default_value_t = sdss_io::DEFAULT_MAX_IMAGE_PIXELS)]
+    pub max_image_pixels: u64,
     /// Output (N, D) float32 .npy; the galaxy ids go to `<stem>.ids.csv` beside it.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -268,4 +276,13 @@ pub struct EvaluateArgs {
     /// Reference labels (.npy, N integers) for the adjusted Rand index and normalised mutual information.
     #[arg(long, value_name = "T.npy")]
     pub truth: Option<PathBuf>,
+}
+
+/// `--max-image-pixels`: a pixel count of at least 1.
+pub fn parse_max_image_pixels(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("0 pixels would refuse every image; give a count >= 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("`{text}` is not a pixel count: {e}")),
+    }
 }

@@ -84,6 +84,9 @@ pub struct RunConfig {
     pub truth: Option<PathBuf>,
     /// Images per batch.
     pub batch_size: usize,
+    /// Images with more pixels than this are refused before decoding.
+    #[serde(default = "default_max_image_pixels")]
+    pub max_image_pixels: u64,
     /// Output folder.
     pub out: PathBuf,
     /// Replace an existing output folder.
@@ -106,8 +109,13 @@ struct PartialConfig {
     skip_bad: Option<bool>,
     truth: Option<PathBuf>,
     batch_size: Option<usize>,
+    max_image_pixels: Option<u64>,
     out: Option<PathBuf>,
     force: Option<bool>,
+}
+
+fn default_max_image_pixels() -> u64 {
+    sdss_io::DEFAULT_MAX_IMAGE_PIXELS
 }
 
 /// The original project's methods: k-means 10, affinity propagation (damping 0.8), Ward 32.
@@ -131,11 +139,22 @@ pub fn default_pca(features: FeatureKind, layer: Layer) -> PcaSize {
 impl RunConfig {
     /// Merges command-line flags over the TOML file (if any) over the defaults.
     pub fn resolve(args: &RunArgs) -> Result<Self> {
-        let file = match &args.config {
+        match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read config {}", path.display()))?;
-                let partial: PartialConfig = toml::from_str(&text).map_err(|e| {
+                Self::resolve_with_file(args, Some((&text, path)))
+            }
+            None => Self::resolve_with_file(args, None),
+        }
+    }
+
+    /// [`RunConfig::resolve`] with the `--config` file's text already read: `(text, path)`, where
+    /// `path` places its relative paths and names it in errors.
+    pub fn resolve_with_file(args: &RunArgs, file: Option<(&str, &Path)>) -> Result<Self> {
+        let file = match file {
+            Some((text, path)) => {
+                let partial: PartialConfig = toml::from_str(text).map_err(|e| {
                     anyhow::anyhow!("config {}: {}", path.display(), one_line(&e.to_string()))
                 })?;
                 // Relative paths in a config file are relative to the file, so a config can travel.
@@ -185,6 +204,13 @@ impl RunConfig {
         if batch_size == 0 {
             bail!("--batch-size must be at least 1");
         }
+        let max_image_pixels = args
+            .max_image_pixels
+            .or(file.max_image_pixels)
+            .unwrap_or(sdss_io::DEFAULT_MAX_IMAGE_PIXELS);
+        if max_image_pixels == 0 {
+            bail!("max_image_pixels = 0 would refuse every image; give a count >= 1");
+        }
         let out = args
             .out
             .clone()
@@ -202,6 +228,7 @@ impl RunConfig {
             skip_bad: args.skip_bad || file.skip_bad.unwrap_or(false),
             truth: args.truth.clone().or(file.truth),
             batch_size,
+            max_image_pixels,
             out,
             force: args.force || file.force.unwrap_or(false),
         })

@@ -45,6 +45,8 @@ pub struct FeatureRequest {
     pub skip_bad: bool,
     /// Images per batch.
     pub batch_size: usize,
+    /// Images with more pixels than this are refused before decoding.
+    pub max_image_pixels: u64,
 }
 
 /// What is held in memory for the features and the report's pictures.
@@ -65,6 +67,8 @@ pub struct Galaxies {
     store: Store,
     /// Images skipped with `--skip-bad`.
     pub skipped: Vec<BadImage>,
+    /// The pixel limit the images were read under; thumbnails are re-read under it too.
+    max_image_pixels: u64,
 }
 
 impl Galaxies {
@@ -90,7 +94,11 @@ impl Galaxies {
             }
             Store::CnnWithFiles(_, files) => {
                 let path = files.get(index).context("galaxy index out of range")?;
-                Ok(sdss_io::load_image(path, &sdss_io::Preprocess::default())?)
+                let options = sdss_io::Preprocess {
+                    max_pixels: self.max_image_pixels,
+                    ..sdss_io::Preprocess::default()
+                };
+                Ok(sdss_io::load_image(path, &options)?)
             }
         }
     }
@@ -101,6 +109,10 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
     let options = LoadOptions {
         skip_bad: request.skip_bad,
         batch_size: request.batch_size,
+        preprocess: sdss_io::Preprocess {
+            max_pixels: request.max_image_pixels,
+            ..sdss_io::Preprocess::default()
+        },
         ..LoadOptions::default()
     };
     match request.kind {
@@ -110,6 +122,7 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
                 ids: stack.ids().to_vec(),
                 store: Store::Pixels(stack),
                 skipped,
+                max_image_pixels: request.max_image_pixels,
             })
         }
         FeatureKind::Cnn => {
@@ -131,6 +144,7 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
                         ids: stack.ids().to_vec(),
                         store: Store::CnnWithStack(features, stack),
                         skipped,
+                        max_image_pixels: request.max_image_pixels,
                     })
                 }
                 Input::Folder(dir) => {
@@ -166,6 +180,7 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
                         ids,
                         store: Store::CnnWithFiles(features, files),
                         skipped,
+                        max_image_pixels: request.max_image_pixels,
                     })
                 }
             }

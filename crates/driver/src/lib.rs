@@ -180,6 +180,7 @@ fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
         layer: args.layer,
         skip_bad: args.skip_bad,
         batch_size: args.batch_size,
+        max_image_pixels: args.max_image_pixels,
     };
     if args.pixels {
         tracing::info!("--pixels: writing raw pixel features");

@@ -71,6 +71,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         layer: cfg.layer,
         skip_bad: cfg.skip_bad,
         batch_size: cfg.batch_size,
+        max_image_pixels: cfg.max_image_pixels,
     };
     let t = Instant::now();
     let galaxies = input::load(&input, &request, &progress)?;

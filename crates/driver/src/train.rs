@@ -121,6 +121,10 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint (same options; --epochs may grow).
     #[arg(long)]
     pub resume: bool,
+    /// Refuse images with more pixels than this, before decoding them (decompression-bomb guard).
+    #[arg(long, value_name = "PIXELS", value_parser = crate::cli::parse_max_image_pixels,
+          default_value_t = sdss_io::DEFAULT_MAX_IMAGE_PIXELS)]
+    pub max_image_pixels: u64,
     /// Regress or classify (default: regress a numeric column, classify any other).
     #[arg(long, value_enum)]
     pub task: Option<TaskArg>,
@@ -474,6 +478,7 @@ fn load_datasets(run: &Run, progress: Progress) -> Result<Datasets> {
     let per = h * w * c;
     let preprocess = sdss_io::Preprocess {
         size: Some((w as u32, h as u32)),
+        max_pixels: run.args.max_image_pixels,
         ..sdss_io::Preprocess::default()
     };
     let Galaxies { files, joined, .. } = &run.galaxies;

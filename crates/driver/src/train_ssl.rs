@@ -262,6 +262,7 @@ fn load(
     );
     let preprocess = sdss_io::Preprocess {
         size: Some((w as u32, h as u32)),
+        max_pixels: args.max_image_pixels,
         ..sdss_io::Preprocess::default()
     };
     let bar = progress.bar(g.files.len() as u64, "loading images");

@@ -239,3 +239,46 @@ fn subcommands_chain_features_pca_cluster_evaluate() {
         assert!(m[key].is_number(), "{key}: {json}");
     }
 }
+
+#[test]
+fn an_image_over_the_pixel_limit_is_refused_naming_the_file_and_the_limit() {
+    let work = tempfile::tempdir().unwrap();
+    let images = work.path().join("images");
+    copy_galaxies(&images, 4);
+    let out = work.path().join("f.npy");
+    let err = fails(
+        work.path(),
+        &[
+            "features",
+            "--pixels",
+            "--images",
+            images.to_str().unwrap(),
+            "--max-image-pixels",
+            "1000",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let line = one_error_line(&err);
+    assert!(line.contains("gal000"), "names the file: {line}");
+    assert!(line.contains("1000 pixels"), "names the limit: {line}");
+    assert!(
+        line.contains("--max-image-pixels"),
+        "says how to raise it: {line}"
+    );
+    assert!(!out.exists());
+
+    let err = fails(
+        work.path(),
+        &[
+            "run",
+            "--images",
+            images.to_str().unwrap(),
+            "--max-image-pixels",
+            "0",
+            "--out",
+            work.path().join("o").to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("--max-image-pixels"), "{err}");
+}

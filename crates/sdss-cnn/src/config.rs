@@ -345,7 +345,45 @@ impl CnnConfig {
             out.push((shape, conv, pooled));
             shape = pooled;
         }
+        self.check_size(&out)?;
         Ok(out)
+    }
+
+    /// Refuses a network whose parameter count overflows or exceeds [`MAX_PARAMETERS`], so that a
+    /// configuration read from a stranger's file cannot make the sizes computed from it wrap around,
+    /// nor ask for weights larger than any galaxy network.
+    fn check_size(&self, shapes: &[(Hwc, Hwc, Hwc)]) -> Result<()> {
+        let too_big = || {
+            CnnError::InvalidConfig(format!(
+                "the network has more than {MAX_PARAMETERS} parameters (the limit; sdss_CNN has 5,404,321)"
+            ))
+        };
+        let mul = |a: usize, b: usize| a.checked_mul(b).ok_or_else(too_big);
+        let mut total = 0usize;
+        let mut add = |n: usize| -> Result<()> {
+            total = total
+                .checked_add(n)
+                .filter(|&t| t <= MAX_PARAMETERS)
+                .ok_or_else(too_big)?;
+            Ok(())
+        };
+        let mut flat = (self.input_height, self.input_width, self.input_channels);
+        for (layer, (input, _, pooled)) in self.conv_layers.iter().zip(shapes) {
+            let [kh, kw] = layer.kernel_size;
+            add(mul(mul(mul(kh, kw)?, input.2)?, layer.filters)?)?;
+            add(layer.filters)?;
+            flat = *pooled;
+        }
+        let flatten = mul(mul(flat.0, flat.1)?, flat.2)?;
+        for (n_in, n_out) in [
+            (flatten, self.dense_units),
+            (self.dense_units, self.dense_1_units),
+            (self.dense_1_units, self.output_units),
+        ] {
+            add(mul(n_in, n_out)?)?;
+            add(n_out)?;
+        }
+        Ok(())
     }
 
     /// Shape of the last convolution block's output (what `Flatten` sees).
@@ -422,6 +460,9 @@ impl CnnConfig {
         Ok(flops)
     }
 }
+
+/// Largest network accepted, in parameters: 2³⁰ (4 GiB of float32 weights), 200 times sdss_CNN.
+pub const MAX_PARAMETERS: usize = 1 << 30;
 
 /// Keras's default name of the `i`-th `Conv2D` layer: `conv2d`, `conv2d_1`, ...
 pub fn conv_layer_name(i: usize) -> String {

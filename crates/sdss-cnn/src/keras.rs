@@ -159,7 +159,34 @@ fn string_list(attr: &hdf5_reader::Attribute) -> std::result::Result<Vec<String>
     attr.read_strings().map_err(|e| e.to_string())
 }
 
+/// Largest `config.json` or `metadata.json` read from a `.keras` archive: 16 MiB (sdss_CNN's is 6 KB).
+pub const MAX_KERAS_JSON_BYTES: u64 = 16 << 20;
+
+/// Room an HDF5 file needs besides its float32 weights (headers, attributes, the model's JSON): 1 MiB.
+const HDF5_OVERHEAD_BYTES: usize = 1 << 20;
+
+/// Refuses an architecture whose weights could not be in a file of `file_len` bytes.
+///
+/// Keras writes weights into HDF5 uncompressed, 4 bytes per parameter, so a file declaring more
+/// parameters than it has room for is crafted or cut short; refusing it here keeps a few-byte file from
+/// making the reader allocate gigabytes for datasets it merely claims.
+fn check_room_for_weights(config: &CnnConfig, file_len: usize, path: &Path) -> Result<usize> {
+    let parameters = config.parameter_count()?;
+    if parameters.saturating_mul(4) > file_len.saturating_add(HDF5_OVERHEAD_BYTES) {
+        return Err(h5_err(
+            path,
+            format!(
+                "the architecture has {parameters} parameters ({} bytes of float32 weights), \
+                 more than this {file_len}-byte file can hold",
+                parameters.saturating_mul(4)
+            ),
+        ));
+    }
+    Ok(parameters)
+}
+
 fn read_keras_hdf5(bytes: Vec<u8>, path: &Path) -> Result<KerasModel> {
+    let file_len = bytes.len();
     let file = Hdf5File::from_vec(bytes).map_err(|e| h5_err(path, e))?;
     let root = file.root_group().map_err(|e| h5_err(path, e))?;
     let root_attr = |name: &str| -> Option<String> {
@@ -175,6 +202,7 @@ fn read_keras_hdf5(bytes: Vec<u8>, path: &Path) -> Result<KerasModel> {
     let json: Value = serde_json::from_str(&model_config)
         .map_err(|e| h5_err(path, format!("`model_config` is not JSON: {e}")))?;
     let arch = parse_architecture(&json, path)?;
+    let parameters = check_room_for_weights(&arch.config, file_len, path)?;
 
     // `model.save` puts the weights under /model_weights; `save_weights` at the root.
     let (weights_root, group) = match file.group("model_weights") {
@@ -214,7 +242,7 @@ fn read_keras_hdf5(bytes: Vec<u8>, path: &Path) -> Result<KerasModel> {
             let last = wn.rsplit('/').next().unwrap_or(wn);
             let kind = last.split(':').next().unwrap_or(last);
             let ds_path = format!("{weights_root}{file_name}/{wn}");
-            let t = read_dataset(&file, &ds_path, path)?;
+            let t = read_dataset(&file, &ds_path, path, parameters)?;
             tensors.insert(format!("{spec_layer}.{kind}"), t);
         }
     }
@@ -232,10 +260,31 @@ fn read_keras_hdf5(bytes: Vec<u8>, path: &Path) -> Result<KerasModel> {
     })
 }
 
-fn read_dataset(file: &Hdf5File, ds_path: &str, path: &Path) -> Result<NamedTensor> {
+/// Reads a float32 dataset of at most `max_elements` elements (no tensor of the network is larger
+/// than the whole network); the claimed shape is checked before anything is allocated for it.
+fn read_dataset(
+    file: &Hdf5File,
+    ds_path: &str,
+    path: &Path,
+    max_elements: usize,
+) -> Result<NamedTensor> {
     let ds = file
         .dataset(ds_path)
         .map_err(|e| h5_err(path, format!("dataset `{ds_path}`: {e}")))?;
+    let claimed = ds
+        .shape()
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= max_elements as u64);
+    if claimed.is_none() {
+        return Err(h5_err(
+            path,
+            format!(
+                "dataset `{ds_path}` claims shape {:?}, larger than the whole {max_elements}-parameter network",
+                ds.shape()
+            ),
+        ));
+    }
     let is_f32 = matches!(
         ds.dtype(),
         hdf5_reader::messages::datatype::Datatype::FloatingPoint { size: 4, .. }
@@ -264,21 +313,40 @@ fn read_keras_zip(bytes: &[u8], path: &Path) -> Result<KerasModel> {
     };
     let mut zip =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| zerr(e.to_string()))?;
-    let mut member = |name: &str| -> Result<Vec<u8>> {
-        let mut f = zip
+    // Members are read with a limit checked against both the size the archive declares and the bytes
+    // actually inflated, since a crafted archive can declare one size and inflate to another.
+    let mut member = |name: &str, limit: u64| -> Result<Vec<u8>> {
+        let f = zip
             .by_name(name)
             .map_err(|e| zerr(format!("member `{name}`: {e}")))?;
+        let too_big = || {
+            zerr(format!(
+                "member `{name}` is larger than {limit} bytes, the most it can need"
+            ))
+        };
+        if f.size() > limit {
+            return Err(too_big());
+        }
         let mut v = Vec::new();
-        f.read_to_end(&mut v)
+        f.take(limit + 1)
+            .read_to_end(&mut v)
             .map_err(|e| zerr(format!("member `{name}`: {e}")))?;
+        if v.len() as u64 > limit {
+            return Err(too_big());
+        }
         Ok(v)
     };
-    let config = member("config.json")?;
-    let weights_h5 = member("model.weights.h5")?;
-    let metadata = member("metadata.json").ok();
+    let config = member("config.json", MAX_KERAS_JSON_BYTES)?;
     let json: Value = serde_json::from_slice(&config)
         .map_err(|e| zerr(format!("config.json is not JSON: {e}")))?;
     let arch = parse_architecture(&json, path)?;
+    // The weights file holds the float32 weights the architecture declares, plus HDF5's overhead.
+    let parameters = arch.config.parameter_count()?;
+    let weights_limit = (parameters as u64)
+        .saturating_mul(4)
+        .saturating_add(HDF5_OVERHEAD_BYTES as u64);
+    let weights_h5 = member("model.weights.h5", weights_limit)?;
+    let metadata = member("metadata.json", MAX_KERAS_JSON_BYTES).ok();
     let keras_version = metadata
         .and_then(|m| serde_json::from_slice::<Value>(&m).ok())
         .and_then(|m| {
@@ -288,13 +356,14 @@ fn read_keras_zip(bytes: &[u8], path: &Path) -> Result<KerasModel> {
         });
 
     let inner = path.join("model.weights.h5");
+    check_room_for_weights(&arch.config, weights_h5.len(), &inner)?;
     let file = Hdf5File::from_vec(weights_h5).map_err(|e| h5_err(&inner, e))?;
     let mut tensors = HashMap::new();
     for (file_name, spec_layer) in arch.weight_layers() {
         // Keras 3 stores a layer's variables in creation order: kernel, then bias.
         for (i, kind) in ["kernel", "bias"].iter().enumerate() {
             let ds_path = format!("layers/{file_name}/vars/{i}");
-            let t = match read_dataset(&file, &ds_path, &inner) {
+            let t = match read_dataset(&file, &ds_path, &inner, parameters) {
                 Ok(t) => t,
                 Err(CnnError::BadWeightsFile { .. }) => {
                     return Err(CnnError::MissingTensor {

@@ -51,6 +51,15 @@ pub fn read_catalog(path: impl AsRef<Path>) -> Result<Vec<Galaxy>, CatalogError>
     parse_rows(path, rows)
 }
 
+/// [`read_catalog`] on CSV text already in memory; `path` only names the source in errors.
+pub fn parse_catalog(text: &str, path: &Path) -> Result<Vec<Galaxy>, CatalogError> {
+    let rows = sdss_io::stack::read_csv_str(text, path).map_err(|e| CatalogError::Read {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    parse_rows(path, rows)
+}
+
 /// Where each required column sits in the header.
 struct Columns {
     id: usize,

@@ -72,7 +72,7 @@ mod fetch;
 pub mod testing;
 mod validate;
 
-pub use catalog::{read_catalog, Galaxy, SCALE_PER_PETRO_R50};
+pub use catalog::{parse_catalog, read_catalog, Galaxy, SCALE_PER_PETRO_R50};
 pub use error::{CatalogError, FailReason, FetchError, RowProblem};
 pub use fetch::{
     cutout_url, fetch_catalog, FetchOptions, FetchProgress, FetchReport, NoProgress, Outcome,

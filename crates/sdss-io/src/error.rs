@@ -124,6 +124,20 @@ pub enum ImageProblem {
     /// Dimensions beyond the decoder's limits.
     #[error("image too large: {0}")]
     TooLarge(String),
+    /// The header claims more pixels than the configured limit (a decompression bomb, or a survey
+    /// mosaic rather than a cutout).
+    #[error(
+        "image claims {width}x{height} pixels, above the limit of {limit} pixels (a decompression bomb? \
+         raise it with --max-image-pixels if the image is real)"
+    )]
+    TooManyPixels {
+        /// Claimed width.
+        width: u32,
+        /// Claimed height.
+        height: u32,
+        /// The limit in pixels.
+        limit: u64,
+    },
     /// The image is smaller than the requested centre crop.
     #[error(
         "image of {width}x{height} is smaller than the {crop_width}x{crop_height} centre crop"

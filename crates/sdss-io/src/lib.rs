@@ -38,7 +38,7 @@ pub use folder::{
     image_batches, list_images, load_image_folder, ImageBatch, ImageBatches, LoadOptions,
     LoadedImages,
 };
-pub use preprocess::{load_image, CentreCrop, Preprocess, DEFAULT_SIZE};
+pub use preprocess::{load_image, CentreCrop, Preprocess, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_SIZE};
 pub use stack::{
     read_ids_csv, read_image_stack_npy, write_ids_csv, write_image_stack_npy, ImageStack,
     StackDtype,

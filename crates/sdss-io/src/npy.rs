@@ -154,6 +154,14 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
     parse_npy(path, &bytes)
 }
 
+/// Parses the bytes of a whole `.npy` file already in memory; `path` only names the source in errors.
+///
+/// The shape the header claims is checked against the bytes present before anything is allocated for
+/// it, so a crafted header (say, 10¹² elements) is an error, not an allocation.
+pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<NpyArray> {
+    parse_npy(path, bytes)
+}
+
 /// Reads a `.npy` file whose dtype must be exactly `T`; another dtype is an [`IoError::NpyDtype`].
 pub fn read_npy_as<T: NpyElement>(path: impl AsRef<Path>) -> Result<ArrayD<T>> {
     let path = path.as_ref();
@@ -492,6 +500,16 @@ mod tests {
         std::fs::write(&p, &bytes).unwrap();
         let err = read_npy(&p).unwrap_err();
         assert!(matches!(err, IoError::NpyDtype { .. }), "{err}");
+
+        // A header claiming 10^12 elements on a file of a few bytes: refused, not allocated.
+        let mut huge = npy_header("<f4", &[1_000_000, 1_000_000]);
+        huge.extend_from_slice(&[0; 16]);
+        let err = read_npy_bytes(&huge, Path::new("huge.npy")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("huge.npy") && text.contains("4000000000000 bytes"),
+            "{text}"
+        );
 
         write_npy(&p, &Array3::<f32>::zeros((1, 2, 3)).view()).unwrap();
         assert!(matches!(read_matrix_f32(&p), Err(IoError::NpyShape { .. })));

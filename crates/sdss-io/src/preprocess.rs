@@ -19,6 +19,16 @@ use crate::error::{ImageProblem, IoError, Result};
 /// Default output size of the original project: 80 × 80 pixels.
 pub const DEFAULT_SIZE: (u32, u32) = (80, 80);
 
+/// Default largest image accepted, in pixels: 8192 × 8192 (67,108,864), 370 times an SDSS 424 × 424
+/// cutout.
+///
+/// A PNG or JPEG header can claim any size up to 2³² × 2³² pixels in a few bytes (a decompression bomb),
+/// so the claimed size is checked against this before any pixel buffer is allocated. At the limit the
+/// largest decoded buffer (16-bit RGBA) is 512 MiB. Pillow's own guard (`Image.MAX_IMAGE_PIXELS`) errors
+/// at about 179 million pixels; ours is lower because galaxy cutouts are small and several are decoded
+/// at once. Raise it with [`Preprocess::max_pixels`] (`--max-image-pixels` on the command line).
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 1 << 26;
+
 /// A rectangle of `width` × `height` source pixels taken from the centre of each image before resizing.
 ///
 /// The left edge is `(W - width) / 2` and the top edge `(H - height) / 2`, rounded down, as in
@@ -49,6 +59,10 @@ pub struct Preprocess {
     pub size: Option<(u32, u32)>,
     /// Optional centre crop applied before resizing. Default: none.
     pub centre_crop: Option<CentreCrop>,
+    /// Largest image accepted, in pixels (width × height as the file's header claims it); larger ones
+    /// are [`ImageProblem::TooManyPixels`] before anything is decoded. Default
+    /// [`DEFAULT_MAX_IMAGE_PIXELS`].
+    pub max_pixels: u64,
 }
 
 impl Default for Preprocess {
@@ -56,6 +70,7 @@ impl Default for Preprocess {
         Preprocess {
             size: Some(DEFAULT_SIZE),
             centre_crop: None,
+            max_pixels: DEFAULT_MAX_IMAGE_PIXELS,
         }
     }
 }
@@ -65,7 +80,7 @@ impl Preprocess {
     pub fn resize_to(width: u32, height: u32) -> Self {
         Preprocess {
             size: Some((width, height)),
-            centre_crop: None,
+            ..Preprocess::default()
         }
     }
 
@@ -78,6 +93,12 @@ impl Preprocess {
                     reason: format!("output size {w}x{h} has a zero side"),
                 });
             }
+        }
+        if self.max_pixels == 0 {
+            return Err(IoError::InvalidOption {
+                name: "max_pixels",
+                reason: "the largest image accepted must have at least 1 pixel".into(),
+            });
         }
         if let Some(c) = self.centre_crop {
             if c.width == 0 || c.height == 0 {
@@ -127,13 +148,19 @@ impl std::fmt::Display for Conversion {
     }
 }
 
-/// Reads and decodes a JPEG or PNG file into 8-bit RGB, reporting any conversion made.
+/// Reads and decodes a JPEG or PNG file into 8-bit RGB, reporting any conversion made; images above
+/// [`DEFAULT_MAX_IMAGE_PIXELS`] are refused.
 ///
 /// Truncated files are errors (Pillow refuses them too by default), even where the decoder itself
 /// would pad the missing rows.
 pub fn decode_rgb8(path: &Path) -> Result<(Rgb8Image, Conversion)> {
+    decode_rgb8_limited(path, DEFAULT_MAX_IMAGE_PIXELS)
+}
+
+/// [`decode_rgb8`] with the largest accepted image given in pixels.
+pub fn decode_rgb8_limited(path: &Path, max_pixels: u64) -> Result<(Rgb8Image, Conversion)> {
     let bytes = std::fs::read(path).map_err(|e| IoError::io(path, e))?;
-    decode_rgb8_from_bytes(&bytes).map_err(|problem| IoError::Image {
+    decode_rgb8_from_bytes_limited(&bytes, max_pixels).map_err(|problem| IoError::Image {
         path: path.to_path_buf(),
         problem,
     })
@@ -142,6 +169,15 @@ pub fn decode_rgb8(path: &Path) -> Result<(Rgb8Image, Conversion)> {
 /// Decodes JPEG or PNG bytes into 8-bit RGB (see [`decode_rgb8`]).
 pub fn decode_rgb8_from_bytes(
     bytes: &[u8],
+) -> std::result::Result<(Rgb8Image, Conversion), ImageProblem> {
+    decode_rgb8_from_bytes_limited(bytes, DEFAULT_MAX_IMAGE_PIXELS)
+}
+
+/// Decodes JPEG or PNG bytes into 8-bit RGB, refusing images of more than `max_pixels` pixels before
+/// allocating for them.
+pub fn decode_rgb8_from_bytes_limited(
+    bytes: &[u8],
+    max_pixels: u64,
 ) -> std::result::Result<(Rgb8Image, Conversion), ImageProblem> {
     let format = match image::guess_format(bytes) {
         Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png)) => f,
@@ -156,7 +192,27 @@ pub fn decode_rgb8_from_bytes(
         // Pillow) reports "premature end of data". A complete JPEG ends with the EOI marker FF D9.
         return Err(ImageProblem::Truncated);
     }
-    let image = image::load_from_memory_with_format(bytes, format).map_err(classify_error)?;
+    // The header's claimed size first: reading it allocates nothing for pixels.
+    let (width, height) = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(classify_error)?;
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(ImageProblem::TooManyPixels {
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    // The decoders' own allocation cap, sized to what the checked size needs (16-bit RGBA at most,
+    // plus room for a decoder's scratch rows), so a stream that lies after its header is still bounded.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(width);
+    limits.max_image_height = Some(height);
+    limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(limits);
+    let image = reader.decode().map_err(classify_error)?;
     to_rgb8(image)
 }
 
@@ -355,7 +411,7 @@ pub fn load_rgb8(
     options: &Preprocess,
     resizer: &mut Resizer,
 ) -> Result<(Rgb8Image, Conversion)> {
-    let (decoded, conversion) = decode_rgb8(path)?;
+    let (decoded, conversion) = decode_rgb8_limited(path, options.max_pixels)?;
     let out = crop_and_resize(&decoded, options, resizer).map_err(|problem| IoError::Image {
         path: path.to_path_buf(),
         problem,
@@ -423,6 +479,7 @@ mod tests {
         let opts = Preprocess {
             size: Some((4, 4)),
             centre_crop: Some(CentreCrop::square(13)),
+            ..Preprocess::default()
         };
         let err = crop_and_resize(&img, &opts, &mut r).unwrap_err();
         assert!(matches!(err, ImageProblem::SmallerThanCrop { .. }), "{err}");
@@ -456,6 +513,107 @@ mod tests {
             matches!(err, ImageProblem::Truncated | ImageProblem::Corrupt(_)),
             "{err}"
         );
+    }
+
+    /// CRC-32 (IEEE), as PNG chunks carry it.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// A valid PNG header claiming `width` × `height` RGB pixels, with one tiny IDAT.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8; 4], data: &[u8]| {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut body = kind.to_vec();
+            body.extend_from_slice(data);
+            out.extend_from_slice(&body);
+            out.extend_from_slice(&crc32(&body).to_be_bytes());
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        chunk(b"IHDR", &ihdr);
+        // zlib stream of a few zero bytes: far too little data for the claimed size.
+        chunk(
+            b"IDAT",
+            &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01],
+        );
+        chunk(b"IEND", &[]);
+        out
+    }
+
+    #[test]
+    fn a_decompression_bomb_header_is_refused_before_decoding() {
+        // 100,000 × 100,000 RGB would be 30 GB of pixels; the file is 67 bytes.
+        let bomb = png_claiming(100_000, 100_000);
+        let err = decode_rgb8_from_bytes(&bomb).unwrap_err();
+        assert_eq!(
+            err,
+            ImageProblem::TooManyPixels {
+                width: 100_000,
+                height: 100_000,
+                limit: DEFAULT_MAX_IMAGE_PIXELS
+            }
+        );
+        assert!(err.to_string().contains("--max-image-pixels"), "{err}");
+        // The limit is the caller's: a 3 × 3 header passes a 9-pixel limit and fails an 8-pixel one.
+        let small = png_claiming(3, 3);
+        assert!(matches!(
+            decode_rgb8_from_bytes_limited(&small, 8),
+            Err(ImageProblem::TooManyPixels { limit: 8, .. })
+        ));
+        assert!(!matches!(
+            decode_rgb8_from_bytes_limited(&small, 9),
+            Err(ImageProblem::TooManyPixels { .. })
+        ));
+
+        // The same for a JPEG: a real 16 × 16 JPEG whose frame header is patched to 65,000 × 65,000.
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode(
+                &[128u8; 16 * 16 * 3],
+                16,
+                16,
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 7].copy_from_slice(&65_000u16.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&65_000u16.to_be_bytes());
+        assert!(matches!(
+            decode_rgb8_from_bytes(&jpeg),
+            Err(ImageProblem::TooManyPixels {
+                width: 65_000,
+                height: 65_000,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_zero_pixel_limit_is_rejected() {
+        let opts = Preprocess {
+            max_pixels: 0,
+            ..Preprocess::default()
+        };
+        assert!(opts
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_pixels"));
     }
 
     #[test]

@@ -239,16 +239,27 @@ pub fn read_ids_csv(path: impl AsRef<Path>) -> Result<Vec<String>> {
 }
 
 /// Parses a whole CSV file into rows of fields, each with its 1-based starting line number.
-/// Blank lines are skipped. Handles RFC 4180 quoting (including line breaks inside quotes).
+/// Blank lines are skipped. Handles RFC 4180 quoting (including line breaks inside quotes). Rows longer
+/// than [`MAX_CSV_ROW_BYTES`] are an error naming their line.
 pub fn read_csv(path: impl AsRef<Path>) -> Result<Vec<(usize, Vec<String>)>> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|e| IoError::io(path, e))?;
-    parse_csv(&text).map_err(|(line, reason)| IoError::Csv {
+    read_csv_str(&text, path)
+}
+
+/// Parses CSV text already in memory, as [`read_csv`] does; `path` only names the source in errors.
+pub fn read_csv_str(text: &str, path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
+    parse_csv(text).map_err(|(line, reason)| IoError::Csv {
         path: path.to_owned(),
         line,
         reason,
     })
 }
+
+/// Longest CSV row accepted, in bytes (1 MiB). A catalogue row is a few hundred bytes; a row of
+/// megabytes is a binary file or a file without line breaks, and is refused rather than parsed into
+/// millions of fields.
+pub const MAX_CSV_ROW_BYTES: usize = 1 << 20;
 
 /// CSV rows, each with its 1-based starting line number.
 type Rows = Vec<(usize, Vec<String>)>;
@@ -262,11 +273,18 @@ fn parse_csv(text: &str) -> std::result::Result<Rows, (usize, String)> {
     let mut row_line = 1;
     let mut in_quotes = false;
     let mut quoted_field = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut row_start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if at - row_start > MAX_CSV_ROW_BYTES {
+            return Err((
+                row_line,
+                format!("row longer than {MAX_CSV_ROW_BYTES} bytes (the limit for one CSV row)"),
+            ));
+        }
         if in_quotes {
             match c {
-                '"' if chars.peek() == Some(&'"') => {
+                '"' if chars.peek().map(|&(_, c)| c) == Some('"') => {
                     chars.next();
                     field.push('"');
                 }
@@ -299,6 +317,7 @@ fn parse_csv(text: &str) -> std::result::Result<Rows, (usize, String)> {
                 fields.clear();
                 line += 1;
                 row_line = line;
+                row_start = at + 1;
             }
             _ if quoted_field => {
                 return Err((line, "text after a closing quote".into()));
@@ -331,6 +350,26 @@ mod tests {
         assert_eq!(rows[3].1[1], "x\ny");
         assert!(parse_csv("id\n\"open").is_err());
         assert!(parse_csv("id\nab\"c").is_err());
+    }
+
+    #[test]
+    fn a_row_of_megabytes_is_refused_naming_its_line() {
+        let long = format!("id,ra\na,1\n{}\n", ",".repeat(MAX_CSV_ROW_BYTES + 10));
+        let err = read_csv_str(&long, Path::new("cat.csv")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cat.csv:3:") && text.contains("1048576"),
+            "{text}"
+        );
+        // The same inside an unterminated quote, which would otherwise swallow the rest of the file.
+        let quoted = format!("id\n\"{}", "x".repeat(MAX_CSV_ROW_BYTES + 1));
+        assert!(read_csv_str(&quoted, Path::new("q.csv"))
+            .unwrap_err()
+            .to_string()
+            .contains("row longer"));
+        // A long but legal row passes.
+        let fine = format!("id\n{}\n", "y".repeat(MAX_CSV_ROW_BYTES - 1));
+        assert_eq!(read_csv_str(&fine, Path::new("f.csv")).unwrap().len(), 2);
     }
 
     #[test]

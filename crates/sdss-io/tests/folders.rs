@@ -184,7 +184,7 @@ fn mixed_sizes_fail_when_no_resize_is_asked() {
     let native = LoadOptions {
         preprocess: Preprocess {
             size: None,
-            centre_crop: None,
+            ..Preprocess::default()
         },
         ..LoadOptions::default()
     };

@@ -25,6 +25,7 @@ fn compare(case: &[String]) -> (String, u32, f64) {
             width: num(cw),
             height: num(ch),
         }),
+        ..Preprocess::default()
     };
     let ours = load_image(dir.join("inputs").join(input), &options).unwrap();
     let pillow = read_npy_as::<u8>(dir.join("expected").join(format!("{name}.npy"))).unwrap();
