@@ -10,7 +10,8 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(galaxies) = sdss_fetch::parse_catalog(text, std::path::Path::new("fuzz.csv")) {
         for galaxy in &galaxies {
-            let _ = sdss_fetch::cutout_url(sdss_fetch::DR17_GETJPEG, galaxy, sdss_fetch::DEFAULT_SIZE);
+            let _ =
+                sdss_fetch::cutout_url(sdss_fetch::DR17_GETJPEG, galaxy, sdss_fetch::DEFAULT_SIZE);
             let _ = galaxy.file_name();
         }
     }

@@ -84,6 +84,8 @@ pub fn fetch(args: &FetchArgs, progress: Progress) -> Result<()> {
         bar: progress.bar(galaxies.len() as u64, "fetch"),
         failed: 0,
     };
+    // One fetch per folder: two would race on the manifest (sdss-fetch removes what killed runs left).
+    let _lock = crate::output_lock::OutputLock::acquire(&args.out)?;
     let report = sdss_fetch::fetch_catalog(&galaxies, &args.out, &options, &cancel, &mut bar)
         .with_context(|| format!("--out {}", args.out.display()))?;
     bar.bar.finish_and_clear();

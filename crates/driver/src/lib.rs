@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 mod fetch;
 mod input;
+pub mod output_lock;
 mod pipeline;
 mod progress;
 mod report;
@@ -53,7 +54,7 @@ pub fn main() -> ExitCode {
         Some(Command::Fetch(args)) => fetch::fetch(&args, progress),
         Some(Command::Similar(args)) => similar::similar(&args, &progress),
         Some(Command::Duplicates(args)) => similar::duplicates(&args, &progress),
-        Some(Command::Train(args)) => train::train(&args, progress),
+        Some(Command::Train(args)) => train::train_locked(&args, progress),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -167,6 +168,31 @@ fn timestamp() -> String {
     )
 }
 
+/// Writes the matrix and its ids so that a kill at any moment never leaves a matrix beside another run's
+/// ids: both are staged under hidden names first, the old ids file is removed, then the matrix and the
+/// ids are renamed into place. A kill between those renames leaves a matrix without ids (which
+/// `features` rewrites when run again), never a mismatched pair.
+fn write_features_pair(npy: &Path, ids: &Path, galaxies: &input::Galaxies) -> Result<()> {
+    let staged = |path: &Path| {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        path.with_file_name(format!(".{name}.staged-{}", std::process::id()))
+    };
+    let (npy_staged, ids_staged) = (staged(npy), staged(ids));
+    sdss_io::npy::write_npy(&npy_staged, &galaxies.features())?;
+    sdss_io::write_ids_csv(&ids_staged, &galaxies.ids)?;
+    match std::fs::remove_file(ids) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot replace {}", ids.display())),
+    }
+    std::fs::rename(&npy_staged, npy)
+        .with_context(|| format!("cannot move the features into {}", npy.display()))?;
+    crash_point("features:between-renames");
+    std::fs::rename(&ids_staged, ids)
+        .with_context(|| format!("cannot move the ids into {}", ids.display()))?;
+    Ok(())
+}
+
 fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
     let input =
         input::Input::from_options(args.input.images.as_deref(), args.input.npy.as_deref())?;
@@ -185,10 +211,12 @@ fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
     if args.pixels {
         tracing::info!("--pixels: writing raw pixel features");
     }
-    let galaxies = input::load(&input, &request, &progress)?;
-    sdss_io::npy::write_npy(&args.out, &galaxies.features())?;
     let ids = sdss_io::stack::ids_path_for(&args.out);
-    sdss_io::write_ids_csv(&ids, &galaxies.ids)?;
+    let _lock = output_lock::OutputLock::acquire(&args.out)?;
+    output_lock::remove_leftovers(&args.out, &[".tmp-", ".staged-"])?;
+    output_lock::remove_leftovers(&ids, &[".tmp-", ".staged-"])?;
+    let galaxies = input::load(&input, &request, &progress)?;
+    write_features_pair(&args.out, &ids, &galaxies)?;
     println!(
         "{} galaxies x {} features -> {} (ids: {})",
         galaxies.len(),
@@ -379,4 +407,16 @@ fn read_labels(path: &Path) -> Result<Array1<i64>> {
             }
         })
         .collect()
+}
+
+/// Test hook for the crash tests: with `SDSS_CLUSTERING_CRASH_AT=<name>` in the environment, the process
+/// announces `crash point <name>` on stderr when it reaches that point and waits there to be killed, so a
+/// test can send SIGKILL at an exact stage. Without the variable it costs one environment lookup.
+pub(crate) fn crash_point(name: &str) {
+    if std::env::var_os("SDSS_CLUSTERING_CRASH_AT").is_some_and(|v| v == name) {
+        eprintln!("crash point {name}: waiting to be killed");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
 }

@@ -56,6 +56,8 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     }
     let out = absolute_out(&cfg.out)?;
     cfg.out = out.clone();
+    // One run per output folder; held until the results are in place.
+    let _lock = crate::output_lock::OutputLock::acquire(&out)?;
     let staging = Staging::begin(&out, cfg.force)?;
     let dir = staging.path().to_owned();
 
@@ -84,6 +86,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     tracing::info!("{n} galaxies, {d} features each");
     sdss_io::npy::write_npy(dir.join("features.npy"), &features)?;
     sdss_io::write_ids_csv(dir.join("ids.csv"), &galaxies.ids)?;
+    crate::crash_point("run:features-staged");
 
     // PCA.
     let t = Instant::now();
@@ -347,6 +350,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             }
         }),
     )?;
+    crate::crash_point("run:staged");
     staging.commit()?;
     Ok(out)
 }
@@ -652,7 +656,11 @@ struct Staging {
 }
 
 impl Staging {
+    /// Call holding `out`'s [`crate::output_lock::OutputLock`]: what killed runs left beside `out` is
+    /// then known to be stale, and is recovered or removed first.
     fn begin(out: &Path, force: bool) -> Result<Self> {
+        Self::recover_interrupted_commit(out)?;
+        crate::output_lock::remove_leftovers(out, &[".partial-"])?;
         if out.exists() {
             let non_empty = std::fs::read_dir(out)
                 .with_context(|| format!("--out {}: not a readable folder", out.display()))?
@@ -689,12 +697,51 @@ impl Staging {
         &self.path
     }
 
+    /// A run killed inside [`Staging::commit`], after moving the previous results aside to
+    /// `.<name>.partial-<pid>.old` and before moving its own in, leaves no `out` at all: the previous
+    /// results are complete, so they are put back.
+    fn recover_interrupted_commit(out: &Path) -> Result<()> {
+        if out.exists() {
+            return Ok(());
+        }
+        let (Some(parent), Some(name)) = (out.parent(), out.file_name()) else {
+            return Ok(());
+        };
+        let prefix = format!(".{}.partial-", name.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.starts_with(&prefix) && file_name.ends_with(".old") {
+                std::fs::rename(entry.path(), out).with_context(|| {
+                    format!(
+                        "cannot restore the earlier results {} to {}",
+                        entry.path().display(),
+                        out.display()
+                    )
+                })?;
+                tracing::info!(
+                    "restored the earlier results of {} (a run was killed while replacing them)",
+                    out.display()
+                );
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     fn commit(mut self) -> Result<()> {
-        let old = self.path.with_extension("old");
+        // `.<name>.partial-<pid>.old`: recognised by `recover_interrupted_commit` if this process dies
+        // between the two renames below.
+        let mut old = self.path.clone().into_os_string();
+        old.push(".old");
+        let old = PathBuf::from(old);
         if self.out.exists() {
             std::fs::rename(&self.out, &old)
                 .with_context(|| format!("cannot move the old {} aside", self.out.display()))?;
         }
+        crate::crash_point("run:commit");
         std::fs::rename(&self.path, &self.out)
             .with_context(|| format!("cannot move results into {}", self.out.display()))?;
         self.committed = true;

@@ -171,6 +171,15 @@ impl TrainArgs {
     }
 }
 
+/// [`train`], holding `--out`'s lock (one training run per folder) and first removing the temporary
+/// files a killed run left in it.
+pub fn train_locked(args: &TrainArgs, progress: Progress) -> Result<()> {
+    let _lock = crate::output_lock::OutputLock::acquire(&args.out)?;
+    crate::output_lock::remove_temp_files_in(&args.out)?;
+    crate::output_lock::remove_temp_files_in(&args.out.join("checkpoints"))?;
+    train(args, progress)
+}
+
 /// Runs `train`: every check first (the options, `--out`, the catalogue and its join with the images,
 /// the split, the initial network, a resumed checkpoint, the images), then the output folder is
 /// created, the network trained and evaluated on the test galaxies, and the results written.
