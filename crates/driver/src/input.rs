@@ -113,7 +113,6 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
             max_pixels: request.max_image_pixels,
             ..sdss_io::Preprocess::default()
         },
-        ..LoadOptions::default()
     };
     match request.kind {
         FeatureKind::Pixels => {
