@@ -14,8 +14,9 @@ use anyhow::{bail, Context, Result};
 
 /// Held while a command writes its output; dropping it (or the process ending) releases the lock.
 ///
-/// The lock file itself stays: removing it would let a third process lock a fresh file of the same name
-/// while a second still waits on the old one's inode, and two writers would each hold "the" lock.
+/// The lock file itself stays, even after a clean exit: removing it would race. A second process may have
+/// opened the old file and be about to lock its inode while a third creates and locks a fresh file under
+/// the same name; both would then hold "the" lock. A few bytes beside each output are the price.
 #[derive(Debug)]
 pub struct OutputLock {
     _file: File,
@@ -49,7 +50,7 @@ impl OutputLock {
                     format!("another sdss-clustering process (pid {holder})")
                 };
                 bail!(
-                    "{}: {who} is writing it; wait for it to finish or choose another output",
+                    "--out {}: {who} is writing it; wait for it to finish or choose another --out",
                     out.display()
                 );
             }
@@ -106,12 +107,21 @@ pub fn remove_temp_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if file_name.starts_with('.') && file_name.contains(".tmp-") && entry.path().is_file() {
+        if is_temp_name(&file_name) && entry.path().is_file() {
             remove(&entry.path())?;
             removed.push(entry.path());
         }
     }
     Ok(removed)
+}
+
+/// `.<file>.tmp-<pid>-<n>`: the names `sdss_io::atomic` gives its temporary files.
+fn is_temp_name(name: &str) -> bool {
+    let Some((target, tail)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")) else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    !target.is_empty() && tail.split_once('-').is_some_and(|(pid, n)| digits(pid) && digits(n))
 }
 
 fn remove_matching(parent: &Path, name: &str, suffixes: &[&str]) -> Result<Vec<PathBuf>> {
@@ -131,14 +141,46 @@ fn remove_matching(parent: &Path, name: &str, suffixes: &[&str]) -> Result<Vec<P
 }
 
 fn remove(path: &Path) -> Result<()> {
+    let bytes = size_of(path);
     let result = if path.is_dir() {
         std::fs::remove_dir_all(path)
     } else {
         std::fs::remove_file(path)
     };
     result.with_context(|| format!("cannot remove {}, left by a killed run", path.display()))?;
-    tracing::info!("removed {}, left by an interrupted run", path.display());
+    tracing::info!(
+        "removed {} ({}), left by an interrupted run",
+        path.display(),
+        human_bytes(bytes)
+    );
     Ok(())
+}
+
+/// The bytes of the files under `path` (not following symbolic links).
+fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path).map_or(0, |entries| {
+        entries.flatten().map(|e| size_of(&e.path())).sum()
+    })
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
@@ -181,7 +223,50 @@ mod tests {
         std::fs::create_dir_all(&inside).unwrap();
         std::fs::write(inside.join(".a.jpg.tmp-7-3"), b"x").unwrap();
         std::fs::write(inside.join("a.jpg"), b"y").unwrap();
+        // Hidden files that only look alike are not ours and stay.
+        std::fs::write(inside.join(".notes.tmp-draft"), b"z").unwrap();
         assert_eq!(remove_temp_files_in(&inside).unwrap().len(), 1);
         assert!(inside.join("a.jpg").exists());
+        assert!(inside.join(".notes.tmp-draft").exists());
+        assert!(remove_temp_files_in(&dir.path().join("absent")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn temp_names_are_those_of_sdss_io_atomic() {
+        for name in [".a.jpg.tmp-7-3", ".weights.json.tmp-123-0", ".x.tmp-1-22"] {
+            assert!(is_temp_name(name), "{name}");
+        }
+        for name in ["a.jpg.tmp-7-3", ".a.tmp-", ".a.tmp-7", ".a.tmp-x-1", "..tmp-1-2", ".a.jpg"] {
+            assert!(!is_temp_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_atomic_writers_temp_files_are_recognised() {
+        // A real temporary file of sdss_io::atomic, left as a kill would leave it.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("metrics.json");
+        sdss_io::atomic::write_atomic(&target, |w| {
+            let names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(names.len(), 1);
+            assert!(is_temp_name(&names[0]), "{names:?}");
+            w.write_all(b"{}")
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn sizes_are_summed_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/x"), vec![0u8; 1500]).unwrap();
+        std::fs::write(dir.path().join("a/b/y"), vec![0u8; 500]).unwrap();
+        assert_eq!(size_of(&dir.path().join("a")), 2000);
+        assert_eq!(human_bytes(999), "999 bytes");
+        assert_eq!(human_bytes(2000), "2.0 KB");
+        assert_eq!(human_bytes(1_200_000_000), "1.2 GB");
     }
 }

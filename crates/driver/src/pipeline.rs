@@ -761,3 +761,68 @@ impl Drop for Staging {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hidden_entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn killed_runs_staging_folders_are_removed_and_a_commit_replaces_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        std::fs::create_dir_all(dir.path().join(".run.partial-111/gallery")).unwrap();
+        std::fs::write(dir.path().join(".run.partial-111/features.npy"), b"x").unwrap();
+        std::fs::create_dir_all(dir.path().join(".run.partial-222")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".other.partial-333")).unwrap();
+        let staging = Staging::begin(&out, false).unwrap();
+        assert_eq!(
+            hidden_entries(dir.path()),
+            [
+                ".other.partial-333".to_owned(),
+                format!(".run.partial-{}", std::process::id())
+            ]
+        );
+        std::fs::write(staging.path().join("index.html"), b"new").unwrap();
+        staging.commit().unwrap();
+        assert_eq!(std::fs::read(out.join("index.html")).unwrap(), b"new");
+        assert_eq!(hidden_entries(dir.path()), [".other.partial-333"]);
+    }
+
+    #[test]
+    fn results_moved_aside_by_a_killed_commit_are_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        // Killed between the two renames of commit: the earlier results are only under `.old`, the new
+        // ones (complete, but never committed) in the staging folder.
+        std::fs::create_dir_all(dir.path().join(".run.partial-42.old")).unwrap();
+        std::fs::write(dir.path().join(".run.partial-42.old/index.html"), b"earlier").unwrap();
+        std::fs::create_dir_all(dir.path().join(".run.partial-42")).unwrap();
+        let err = Staging::begin(&out, false).err().unwrap().to_string();
+        assert!(err.contains("not empty"), "{err}");
+        assert_eq!(std::fs::read(out.join("index.html")).unwrap(), b"earlier");
+        assert!(hidden_entries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_failed_run_leaves_nothing_and_keeps_earlier_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("index.html"), b"earlier").unwrap();
+        let staging = Staging::begin(&out, true).unwrap();
+        std::fs::write(staging.path().join("index.html"), b"half").unwrap();
+        drop(staging);
+        assert_eq!(std::fs::read(out.join("index.html")).unwrap(), b"earlier");
+        assert!(hidden_entries(dir.path()).is_empty());
+    }
+}
