@@ -121,7 +121,10 @@ fn is_temp_name(name: &str) -> bool {
         return false;
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    !target.is_empty() && tail.split_once('-').is_some_and(|(pid, n)| digits(pid) && digits(n))
+    !target.is_empty()
+        && tail
+            .split_once('-')
+            .is_some_and(|(pid, n)| digits(pid) && digits(n))
 }
 
 fn remove_matching(parent: &Path, name: &str, suffixes: &[&str]) -> Result<Vec<PathBuf>> {
@@ -228,7 +231,9 @@ mod tests {
         assert_eq!(remove_temp_files_in(&inside).unwrap().len(), 1);
         assert!(inside.join("a.jpg").exists());
         assert!(inside.join(".notes.tmp-draft").exists());
-        assert!(remove_temp_files_in(&dir.path().join("absent")).unwrap().is_empty());
+        assert!(remove_temp_files_in(&dir.path().join("absent"))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -236,7 +241,14 @@ mod tests {
         for name in [".a.jpg.tmp-7-3", ".weights.json.tmp-123-0", ".x.tmp-1-22"] {
             assert!(is_temp_name(name), "{name}");
         }
-        for name in ["a.jpg.tmp-7-3", ".a.tmp-", ".a.tmp-7", ".a.tmp-x-1", "..tmp-1-2", ".a.jpg"] {
+        for name in [
+            "a.jpg.tmp-7-3",
+            ".a.tmp-",
+            ".a.tmp-7",
+            ".a.tmp-x-1",
+            "..tmp-1-2",
+            ".a.jpg",
+        ] {
             assert!(!is_temp_name(name), "{name}");
         }
     }

@@ -805,7 +805,11 @@ mod tests {
         // Killed between the two renames of commit: the earlier results are only under `.old`, the new
         // ones (complete, but never committed) in the staging folder.
         std::fs::create_dir_all(dir.path().join(".run.partial-42.old")).unwrap();
-        std::fs::write(dir.path().join(".run.partial-42.old/index.html"), b"earlier").unwrap();
+        std::fs::write(
+            dir.path().join(".run.partial-42.old/index.html"),
+            b"earlier",
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join(".run.partial-42")).unwrap();
         let err = Staging::begin(&out, false).err().unwrap().to_string();
         assert!(err.contains("not empty"), "{err}");
