@@ -191,6 +191,11 @@ impl std::fmt::Display for Status {
 pub struct Outcome {
     /// Catalogue id.
     pub id: String,
+    /// Right ascension from the catalogue, degrees (written to the manifest, so `run
+    /// --match-radius` finds the images' positions beside them).
+    pub ra: f64,
+    /// Declination from the catalogue, degrees.
+    pub dec: f64,
     /// Where the image is (or would be).
     pub file: PathBuf,
     /// The URL requested (or that would be requested).
@@ -463,6 +468,8 @@ impl Job {
     fn outcome(&self, status: Status, attempts: u32, error: Option<FailReason>) -> Outcome {
         Outcome {
             id: self.galaxy.id.clone(),
+            ra: self.galaxy.ra,
+            dec: self.galaxy.dec,
             file: self.path.clone(),
             url: self.url.clone(),
             status,
@@ -807,7 +814,7 @@ fn write_manifest(path: &Path, out_dir: &Path, outcomes: &[Outcome]) -> Result<(
     use std::io::Write;
     let beside = path.parent() == Some(out_dir);
     sdss_io::atomic::write_atomic(path, |w| {
-        writeln!(w, "id,file,status,bytes,sha256,url,attempts,error")?;
+        writeln!(w, "id,file,status,bytes,sha256,url,attempts,error,ra,dec")?;
         for o in outcomes {
             let file = if beside {
                 o.file
@@ -825,7 +832,7 @@ fn write_manifest(path: &Path, out_dir: &Path, outcomes: &[Outcome]) -> Result<(
             };
             writeln!(
                 w,
-                "{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&o.id),
                 csv_field(&file),
                 o.status,
@@ -833,7 +840,9 @@ fn write_manifest(path: &Path, out_dir: &Path, outcomes: &[Outcome]) -> Result<(
                 o.sha256.as_deref().unwrap_or(""),
                 csv_field(&o.url),
                 o.attempts,
-                csv_field(&error)
+                csv_field(&error),
+                o.ra,
+                o.dec
             )?;
         }
         Ok(())

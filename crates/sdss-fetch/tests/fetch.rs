@@ -78,7 +78,7 @@ fn manifest(path: &Path) -> HashMap<String, HashMap<String, String>> {
     let header = rows[0].1.clone();
     assert_eq!(
         header,
-        ["id", "file", "status", "bytes", "sha256", "url", "attempts", "error"]
+        ["id", "file", "status", "bytes", "sha256", "url", "attempts", "error", "ra", "dec"]
     );
     rows[1..]
         .iter()
@@ -244,6 +244,10 @@ fn every_fault_ends_in_an_image_or_a_recorded_failure() {
         assert_eq!(row["attempts"], o.attempts.to_string());
         assert_eq!(row["url"], o.url);
         assert_eq!(row["file"], format!("{}.jpg", o.id));
+        // The catalogue's position, exactly, so `run --match-radius` can use the manifest.
+        assert_eq!(row["ra"].parse::<f64>().unwrap(), o.ra);
+        assert_eq!(row["dec"].parse::<f64>().unwrap(), o.dec);
+        assert!(o.url.contains(&format!("ra={}", o.ra)), "{}", o.url);
         assert!(o.url.starts_with(&server.base_url()));
         assert!(o.url.contains("&width=48&height=48"), "{}", o.url);
         if o.status == Status::Downloaded {
