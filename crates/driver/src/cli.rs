@@ -143,6 +143,30 @@ pub struct RunArgs {
     /// bombs; default 67108864 = 8192 x 8192, far above SDSS's 424 x 424 cutouts).
     #[arg(long, value_name = "PIXELS", value_parser = parse_max_image_pixels)]
     pub max_image_pixels: Option<u64>,
+    /// A catalogue to join to the galaxies (CSV, ECSV or FITS binary table): its columns go into
+    /// the tables, and --property/--scatter plot them per cluster.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// The catalogue's column of galaxy ids (the image file names), for joining on id (default `id`).
+    #[arg(long, value_name = "COLUMN")]
+    pub catalog_id: Option<String>,
+    /// Join on sky position instead: catalogue rows within this many arcseconds of a galaxy (needs
+    /// ra/dec in the catalogue and --positions for the galaxies).
+    #[arg(long, value_name = "ARCSEC")]
+    pub match_radius: Option<f64>,
+    /// The galaxies' sky positions: a table with `id`, `ra` and `dec` in degrees (the catalogue
+    /// given to `fetch` is one).
+    #[arg(long, value_name = "FILE")]
+    pub positions: Option<PathBuf>,
+    /// A numeric catalogue column to show per cluster (repeatable), e.g. `lambda_re`.
+    #[arg(long = "property", value_name = "COLUMN")]
+    pub properties: Vec<String>,
+    /// Two catalogue columns to scatter, coloured by cluster, e.g. `ellip,lambda_re`.
+    #[arg(long, value_name = "X,Y")]
+    pub scatter: Option<String>,
+    /// Skip the 2-D map of every galaxy (map.html, embedding_2d.npy).
+    #[arg(long)]
+    pub no_map: bool,
     /// Output folder (must not exist or be empty, unless --force).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -87,6 +87,27 @@ pub struct RunConfig {
     /// Images with more pixels than this are refused before decoding.
     #[serde(default = "default_max_image_pixels")]
     pub max_image_pixels: u64,
+    /// Catalogue joined to the galaxies.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub catalog: Option<PathBuf>,
+    /// The catalogue's id column.
+    #[serde(default = "default_catalog_id")]
+    pub catalog_id: String,
+    /// Join on sky position within this radius, arcsec.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub match_radius: Option<f64>,
+    /// The galaxies' positions (id, ra, dec).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub positions: Option<PathBuf>,
+    /// Catalogue columns shown per cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<String>,
+    /// Two catalogue columns to scatter, `X,Y`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scatter: Option<String>,
+    /// Draw the 2-D map of every galaxy.
+    #[serde(default = "default_true")]
+    pub map: bool,
     /// Output folder.
     pub out: PathBuf,
     /// Replace an existing output folder.
@@ -112,6 +133,21 @@ struct PartialConfig {
     max_image_pixels: Option<u64>,
     out: Option<PathBuf>,
     force: Option<bool>,
+    catalog: Option<PathBuf>,
+    catalog_id: Option<String>,
+    match_radius: Option<f64>,
+    positions: Option<PathBuf>,
+    properties: Option<Vec<String>>,
+    scatter: Option<String>,
+    map: Option<bool>,
+}
+
+fn default_catalog_id() -> String {
+    "id".to_owned()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_max_image_pixels() -> u64 {
@@ -211,6 +247,27 @@ impl RunConfig {
         if max_image_pixels == 0 {
             bail!("max_image_pixels = 0 would refuse every image; give a count >= 1");
         }
+        let catalog = args.catalog.clone().or(file.catalog);
+        let match_radius = args.match_radius.or(file.match_radius);
+        if let Some(r) = match_radius {
+            if !(r.is_finite() && r > 0.0) {
+                bail!("--match-radius must be a positive number of arcseconds, got {r}");
+            }
+        }
+        let properties = if args.properties.is_empty() {
+            file.properties.unwrap_or_default()
+        } else {
+            args.properties.clone()
+        };
+        let scatter = args.scatter.clone().or(file.scatter);
+        if let Some(s) = &scatter {
+            parse_scatter(s)?;
+        }
+        if catalog.is_none()
+            && (!properties.is_empty() || scatter.is_some() || match_radius.is_some())
+        {
+            bail!("--property, --scatter and --match-radius need a --catalog FILE");
+        }
         let out = args
             .out
             .clone()
@@ -231,6 +288,17 @@ impl RunConfig {
             max_image_pixels,
             out,
             force: args.force || file.force.unwrap_or(false),
+            catalog,
+            catalog_id: args
+                .catalog_id
+                .clone()
+                .or(file.catalog_id)
+                .unwrap_or_else(default_catalog_id),
+            match_radius,
+            positions: args.positions.clone().or(file.positions),
+            properties,
+            scatter,
+            map: !args.no_map && file.map.unwrap_or(true),
         })
     }
 
@@ -243,6 +311,18 @@ impl RunConfig {
             "# The configuration this run used. Repeat it with:\n#   sdss-clustering run --config config.toml --out NEW_DIR\n{}",
             toml::to_string_pretty(&repeatable)?
         ))
+    }
+}
+
+/// Splits `--scatter X,Y` into its two column names.
+pub fn parse_scatter(text: &str) -> Result<(&str, &str)> {
+    match text.split_once(',') {
+        Some((x, y)) if !x.trim().is_empty() && !y.trim().is_empty() && !y.contains(',') => {
+            Ok((x.trim(), y.trim()))
+        }
+        _ => bail!(
+            "--scatter: expected two catalogue columns as X,Y (e.g. ellip,lambda_re), got `{text}`"
+        ),
     }
 }
 
@@ -264,6 +344,8 @@ impl PartialConfig {
         self.weights = fix(self.weights);
         self.truth = fix(self.truth);
         self.out = fix(self.out);
+        self.catalog = fix(self.catalog);
+        self.positions = fix(self.positions);
         self
     }
 }

@@ -4,17 +4,22 @@
 //! The command is a library with a one-line `main` so that the fuzz targets (`fuzz/`) reach the same
 //! parsers the command runs, such as the `run --config` TOML ([`config`]).
 
+mod catalog;
 pub mod cli;
 pub mod config;
 mod fetch;
 mod input;
+mod map;
 pub mod output_lock;
 mod pipeline;
 mod progress;
+mod properties;
 mod report;
 mod similar;
+mod tables;
 mod train;
 mod train_ssl;
+mod unusual;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -49,6 +49,8 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     cfg.images = absolute(cfg.images.take(), "--images")?;
     cfg.npy = absolute(cfg.npy.take(), "--npy")?;
     cfg.truth = absolute(cfg.truth.take(), "--truth")?;
+    cfg.catalog = absolute(cfg.catalog.take(), "--catalog")?;
+    cfg.positions = absolute(cfg.positions.take(), "--positions")?;
     if cfg.features == FeatureKind::Cnn {
         cfg.weights = absolute(cfg.weights.take(), "--weights").with_context(|| {
             "CNN weights not found; make them with `cargo xtask fetch-weights <KERAS_FILE|URL>`"
@@ -87,6 +89,32 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     sdss_io::npy::write_npy(dir.join("features.npy"), &features)?;
     sdss_io::write_ids_csv(dir.join("ids.csv"), &galaxies.ids)?;
     crate::crash_point("run:features-staged");
+
+    // The catalogue joins on ids or positions only, so it is read before the heavy stages: a wrong
+    // column name fails in a second, not after the clustering.
+    let joined = match &cfg.catalog {
+        Some(path) => {
+            // `fetch` writes each image's ra/dec into the manifest beside the images.
+            let manifest = cfg
+                .images
+                .as_ref()
+                .map(|d| d.join(sdss_fetch::MANIFEST_NAME))
+                .filter(|p| p.is_file());
+            let joined = crate::catalog::join(
+                &crate::catalog::CatalogRequest {
+                    path,
+                    id_column: &cfg.catalog_id,
+                    match_radius: cfg.match_radius,
+                    positions: cfg.positions.as_deref().or(manifest.as_deref()),
+                },
+                &galaxies.ids,
+                &dir,
+            )?;
+            crate::properties::check(&joined, &property_request(&cfg)?)?;
+            Some(joined)
+        }
+        None => None,
+    };
 
     // PCA.
     let t = Instant::now();
@@ -273,6 +301,89 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     )?;
     spinner.finish_and_clear();
     let neighbours_seconds = t.elapsed().as_secs_f64();
+
+    // The most unusual galaxies.
+    let t = Instant::now();
+    let scores = crate::unusual::scores(reduced.view(), &graph, cfg.seed)?;
+    let unusual =
+        crate::unusual::galleries(&dir, &scores, &galaxies.ids, &|i| galaxies.thumbnail(i))?;
+    let unusual_seconds = t.elapsed().as_secs_f64();
+
+    // A map of every galaxy.
+    let t = Instant::now();
+    let map = if cfg.map {
+        Some(crate::map::draw(
+            &dir,
+            reduced.view(),
+            &galaxies.ids,
+            &runs
+                .iter()
+                .map(|r| {
+                    (
+                        r.slug.as_str(),
+                        r.clustering.labels.as_slice().unwrap_or(&[]),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            joined.as_ref(),
+            &cfg.properties,
+            &scores,
+            cfg.seed,
+            &progress,
+        )?)
+    } else {
+        None
+    };
+    let map_seconds = t.elapsed().as_secs_f64();
+
+    // Catalogue properties per cluster.
+    let t = Instant::now();
+    if let Some(joined) = &joined {
+        let request = property_request(&cfg)?;
+        if !request.properties.is_empty() || request.scatter.is_some() {
+            let labelled: Vec<crate::properties::Labelled<'_>> = runs
+                .iter()
+                .map(|r| crate::properties::Labelled {
+                    slug: &r.slug,
+                    spec: r.spec.canonical_text(),
+                    labels: r.clustering.labels.as_slice().unwrap_or(&[]),
+                })
+                .collect();
+            crate::properties::write(&dir, joined, &request, &labelled, &|labels, label| {
+                let members: Vec<usize> =
+                    (0..labels.len()).filter(|&i| labels[i] == label).collect();
+                galaxies.thumbnail(representative(reduced.view(), &members))
+            })?;
+            for s in &mut sections {
+                s.properties = Some(crate::properties::page(&s.slug));
+            }
+        }
+    }
+    let properties_seconds = t.elapsed().as_secs_f64();
+
+    // Tables for TOPCAT and astropy.
+    let t = Instant::now();
+    crate::tables::write(
+        &dir,
+        &crate::tables::GalaxyColumns {
+            ids: &galaxies.ids,
+            positions: joined.as_ref().and_then(|j| j.positions.as_deref()),
+            labels: runs
+                .iter()
+                .map(|r| {
+                    (
+                        r.slug.as_str(),
+                        r.clustering.labels.as_slice().unwrap_or(&[]),
+                    )
+                })
+                .collect(),
+            scores: scores.columns(),
+            map: map.as_ref().map(|m| m.view()),
+            pca: reduced.view(),
+            catalog: joined.as_ref().map(|j| &j.table),
+        },
+    )?;
+    let tables_seconds = t.elapsed().as_secs_f64();
     let mut facts = vec![
         ("galaxies".to_owned(), n.to_string()),
         (
@@ -310,6 +421,21 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             ));
         }
     }
+    if let Some(j) = &joined {
+        facts.push((
+            "catalogue".to_owned(),
+            format!(
+                "{}: {} of {n} galaxies joined on {}; {} galaxies unmatched, {} ambiguous; {} of {} catalogue rows unmatched (catalog_*.csv)",
+                j.summary.catalog.display(),
+                j.summary.matched,
+                j.summary.on,
+                j.summary.unmatched_galaxies,
+                j.summary.ambiguous,
+                j.summary.unmatched_catalog_rows,
+                j.summary.catalog_rows
+            ),
+        ));
+    }
     if !galaxies.skipped.is_empty() {
         facts.push((
             "skipped images".to_owned(),
@@ -327,6 +453,22 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         pca_plot: "pca_variance.png".into(),
         methods: sections,
         first_galaxy: Some(browse::galaxy_page(0)),
+        links: map
+            .iter()
+            .map(|_| {
+                (
+                    "map of all galaxies".to_owned(),
+                    crate::map::PAGE.to_owned(),
+                )
+            })
+            .chain([("unusual galaxies".to_owned(), "#unusual".to_owned())])
+            .chain(
+                crate::tables::FILES
+                    .iter()
+                    .map(|f| (f.to_string(), f.to_string())),
+            )
+            .collect(),
+        unusual,
     };
     sdss_io::atomic::write_bytes_atomic(dir.join("index.html"), html::render(&page).as_bytes())?;
 
@@ -339,6 +481,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             "galaxies": n,
             "features": d,
             "skipped": galaxies.skipped.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+            "catalog": joined.as_ref().map(|j| &j.summary),
             "seconds": {
                 "features": features_seconds,
                 "pca": pca_seconds,
@@ -346,6 +489,10 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
                 "metrics": metrics_seconds,
                 "report": report_seconds,
                 "neighbours": neighbours_seconds,
+                "unusual": unusual_seconds,
+                "map": map_seconds,
+                "properties": properties_seconds,
+                "tables": tables_seconds,
                 "total": started.elapsed().as_secs_f64(),
             }
         }),
@@ -570,6 +717,18 @@ fn method_report(
         dendrogram,
         labels_file: format!("labels_{slug}.npy"),
         clusters,
+        properties: None,
+    })
+}
+
+fn property_request(cfg: &RunConfig) -> Result<crate::properties::PropertyRequest<'_>> {
+    Ok(crate::properties::PropertyRequest {
+        properties: &cfg.properties,
+        scatter: cfg
+            .scatter
+            .as_deref()
+            .map(crate::config::parse_scatter)
+            .transpose()?,
     })
 }
 

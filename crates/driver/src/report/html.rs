@@ -32,6 +32,8 @@ pub struct MethodSection {
     pub labels_file: String,
     /// Galleries.
     pub clusters: Vec<ClusterEntry>,
+    /// Page of catalogue properties per cluster (`--property`), relative path.
+    pub properties: Option<String>,
 }
 
 /// The whole page.
@@ -46,9 +48,14 @@ pub struct Page {
     pub methods: Vec<MethodSection>,
     /// Page of the first galaxy, where browsing by nearest neighbour starts (relative path).
     pub first_galaxy: Option<String>,
+    /// Further pages and files for the navigation bar: `(text, relative path)`.
+    pub links: Vec<(String, String)>,
+    /// Galleries of the most unusual galaxies: `(heading, image)`.
+    pub unusual: Vec<(String, String)>,
 }
 
-fn esc(text: &str) -> String {
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -103,6 +110,9 @@ nav a {{ margin-right: 1em; }}
     if let Some(first) = &page.first_galaxy {
         let _ = write!(out, "<a href=\"{}\">browse by neighbour</a>", esc(first));
     }
+    for (text, href) in &page.links {
+        let _ = write!(out, "<a href=\"{}\">{}</a>", esc(href), esc(text));
+    }
     out.push_str("<a href=\"labels.csv\">labels.csv</a><a href=\"metrics.json\">metrics.json</a><a href=\"config.toml\">config.toml</a></nav>\n");
     facts_table(&mut out, &page.facts);
     let _ = writeln!(
@@ -119,6 +129,13 @@ nav a {{ margin-right: 1em; }}
             labels = esc(&m.labels_file)
         );
         facts_table(&mut out, &m.facts);
+        if let Some(p) = &m.properties {
+            let _ = writeln!(
+                out,
+                "<p><a href=\"{}\">catalogue properties per cluster</a></p>",
+                esc(p)
+            );
+        }
         let _ = writeln!(
             out,
             "<img src=\"{}\" alt=\"cluster sizes\">",
@@ -163,6 +180,18 @@ nav a {{ margin-right: 1em; }}
             );
         }
         out.push_str("</div>\n");
+    }
+    if !page.unusual.is_empty() {
+        out.push_str("<h2 id=\"unusual\">The most unusual galaxies</h2>\n");
+        for (heading, image) in &page.unusual {
+            let _ = writeln!(
+                out,
+                "<h3>{}</h3>\n<img src=\"{}\" alt=\"{}\">",
+                esc(heading),
+                esc(image),
+                esc(heading)
+            );
+        }
     }
     out.push_str(
         r#"<script>

@@ -6,5 +6,7 @@ pub mod dendrogram;
 pub mod draw;
 pub mod gallery;
 pub mod html;
+pub mod map;
 pub mod plots;
+pub mod properties;
 pub mod train_plots;
