@@ -22,6 +22,9 @@ pub struct Labelled<'a> {
     pub labels: &'a [i64],
 }
 
+/// The thumbnail shown above a cluster's box: `(labels, label)` → image.
+pub type ExampleImage<'a> = &'a dyn Fn(&[i64], i64) -> Result<Array3<f32>>;
+
 /// What was asked for.
 pub struct PropertyRequest<'a> {
     /// Numeric catalogue columns to summarise per cluster.
@@ -54,7 +57,7 @@ pub fn write(
     joined: &Joined,
     request: &PropertyRequest<'_>,
     methods: &[Labelled<'_>],
-    example: &dyn Fn(&[i64], i64) -> Result<Array3<f32>>,
+    example: ExampleImage<'_>,
 ) -> Result<()> {
     if request.properties.is_empty() && request.scatter.is_none() {
         bail!("no --property or --scatter given");

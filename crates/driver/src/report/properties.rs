@@ -273,7 +273,7 @@ pub fn scatter(
             .draw_series(
                 points
                     .iter()
-                    .map(|&(a, b, l)| Circle::new((a, b), 2, cluster_colour(l).mix(0.5).filled())),
+                    .map(|&(a, b, l)| Circle::new((a, b), 3, cluster_colour(l).mix(0.85).filled())),
             )
             .map_err(plot_err(path))?;
         let mut distinct: Vec<i64> = points.iter().map(|p| p.2).collect();
