@@ -90,7 +90,7 @@ fn fetch_reports_failures_with_exit_status_and_resumes() {
     let rows = manifest_rows(&out.join("manifest.csv"));
     assert_eq!(
         rows[0],
-        ["id", "file", "status", "bytes", "sha256", "url", "attempts", "error"]
+        ["id", "file", "status", "bytes", "sha256", "url", "attempts", "error", "ra", "dec"]
     );
     assert_eq!(rows.len(), 7);
     let jpeg = galaxy_jpeg(48, 48);

@@ -9,10 +9,17 @@ use crate::{cell, infer_column, ColumnMeta, Table, TableError};
 /// [`sdss_io::stack::MAX_CSV_ROW_BYTES`]). Each column becomes 64-bit integers, floats, booleans or
 /// text, whichever every present value fits; empty cells and pandas' NA spellings are missing.
 pub fn read_csv(path: &Path) -> Result<Table, TableError> {
-    let rows = sdss_io::stack::read_csv(path).map_err(|e| match e {
-        sdss_io::IoError::Io { path, source } => TableError::Io { path, source },
-        other => TableError::format(path, other.to_string()),
+    let text = std::fs::read_to_string(path).map_err(|e| TableError::Io {
+        path: path.to_owned(),
+        source: e,
     })?;
+    parse_csv(&text, path)
+}
+
+/// [`read_csv`] on text already in memory; `path` only names the source in errors.
+pub fn parse_csv(text: &str, path: &Path) -> Result<Table, TableError> {
+    let rows = sdss_io::stack::read_csv_str(text, path)
+        .map_err(|e| TableError::format(path, e.to_string()))?;
     let mut rows = rows.into_iter();
     let Some((_, header)) = rows.next() else {
         return Err(TableError::format(

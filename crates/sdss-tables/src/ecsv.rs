@@ -218,6 +218,11 @@ pub fn read_ecsv(path: &Path) -> Result<Table, TableError> {
         path: path.to_owned(),
         source: e,
     })?;
+    parse_ecsv(&text, path)
+}
+
+/// [`read_ecsv`] on text already in memory; `path` only names the source in errors.
+pub fn parse_ecsv(text: &str, path: &Path) -> Result<Table, TableError> {
     let mut header = Vec::new();
     let mut body_start = 0;
     let mut offset = 0;

@@ -213,7 +213,12 @@ pub fn read_fits_hdu(path: &Path, hdu: Option<usize>) -> Result<Table, TableErro
         path: path.to_owned(),
         source: e,
     })?;
-    let fits = fitsio_pure::hdu::parse_fits(&bytes)
+    parse_fits(&bytes, path, hdu)
+}
+
+/// [`read_fits_hdu`] on bytes already in memory; `path` only names the source in errors.
+pub fn parse_fits(bytes: &[u8], path: &Path, hdu: Option<usize>) -> Result<Table, TableError> {
+    let fits = fitsio_pure::hdu::parse_fits(bytes)
         .map_err(|e| TableError::format(path, format!("not a readable FITS file: {e:?}")))?;
     let index = match hdu {
         Some(i) => {
@@ -291,7 +296,7 @@ pub fn read_fits_hdu(path: &Path, hdu: Option<usize>) -> Result<Table, TableErro
         let err = |reason: String| {
             TableError::format(path, format!("HDU {index}, column {n} `{name}`: {reason}"))
         };
-        let data = bintable::read_binary_column(&bytes, h, k).map_err(|e| err(format!("{e:?}")))?;
+        let data = bintable::read_binary_column(bytes, h, k).map_err(|e| err(format!("{e:?}")))?;
         let tnull = match card_value(&h.cards, &format!("TNULL{n}")) {
             Some(Value::Integer(v)) => Some(*v),
             _ => None,

@@ -40,9 +40,9 @@ mod votable;
 
 use std::path::{Path, PathBuf};
 
-pub use csv::{read_csv, write_csv};
-pub use ecsv::{read_ecsv, write_ecsv};
-pub use fits::{read_fits, write_fits};
+pub use csv::{parse_csv, read_csv, write_csv};
+pub use ecsv::{parse_ecsv, read_ecsv, write_ecsv};
+pub use fits::{parse_fits, read_fits, read_fits_hdu, to_fits_bytes, write_fits};
 pub use votable::write_votable;
 
 /// Why a table could not be read or written.
