@@ -367,6 +367,7 @@ fn optimize(
     rng.set_stream(1);
     let emb = embedding
         .as_slice_mut()
+        // Cannot fire: `start` builds a fresh standard-layout array.
         .expect("a new Array2 is contiguous");
     let clip = |g: f64| g.clamp(-4.0, 4.0);
     for epoch in 0..n_epochs {

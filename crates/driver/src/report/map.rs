@@ -80,6 +80,7 @@ pub struct Map<'a> {
 /// element, should the data ever be inlined) and U+2028/U+2029 (line terminators in older engines).
 fn js_string(s: &str) -> String {
     serde_json::to_string(s)
+        // Cannot fire: serde_json serialises every &str.
         .expect("a &str always serialises")
         .replace("</", "<\\/")
         .replace('\u{2028}', "\\u2028")
@@ -107,6 +108,7 @@ fn js_fixed(v: f64, decimals: usize) -> String {
 /// A number in its shortest exact form (serde_json's, e.g. `0.1`, `1e+300`); `null` when not finite.
 fn js_number(v: f64) -> String {
     if v.is_finite() {
+        // Cannot fire: serde_json refuses only non-finite floats, excluded above.
         serde_json::to_string(&v).expect("a finite f64 always serialises")
     } else {
         "null".into()
