@@ -98,7 +98,7 @@ impl Galaxies {
                     max_pixels: self.max_image_pixels,
                     ..sdss_io::Preprocess::default()
                 };
-                Ok(sdss_io::load_image(path, &options)?)
+                Ok(sdss_io::load_display_rgb(path, &options)?)
             }
         }
     }

@@ -61,8 +61,9 @@ pub enum IoError {
         /// Every bad file with its problem, in file-name order.
         bad: Vec<BadImage>,
     },
-    /// A folder without any `.jpg`, `.jpeg` or `.png` file.
-    #[error("{}: no image files (.jpg, .jpeg, .png) in this folder", path.display())]
+    /// A folder without any image file (`.jpg`, `.jpeg`, `.png`, `.fits`, `.fit`, `.fts`, or one of
+    /// the FITS names followed by `.fz`).
+    #[error("{}: no image files (.jpg, .jpeg, .png, .fits, .fits.fz) in this folder", path.display())]
     EmptyFolder {
         /// The folder.
         path: PathBuf,
@@ -152,6 +153,17 @@ pub enum ImageProblem {
         /// Crop height.
         crop_height: u32,
     },
+    /// A FITS file whose structure or header cannot be used: `hdu` is the 0-based HDU at fault (0
+    /// is the primary HDU) and `keyword` the header keyword, where one is to blame.
+    #[error("FITS{}: {reason}", fits_place(*hdu, keyword.as_deref()))]
+    Fits {
+        /// 0-based index of the HDU at fault, if one is.
+        hdu: Option<usize>,
+        /// The header keyword at fault, if one is (e.g. `NAXIS3`).
+        keyword: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
     /// Images must all share one size (no resizing asked) and this one differs.
     #[error("size {}x{} differs from the {}x{} of the other images", found.0, found.1, expected.0, expected.1)]
     SizeMismatch {
@@ -174,6 +186,15 @@ pub struct BadImage {
 impl std::fmt::Display for BadImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+fn fits_place(hdu: Option<usize>, keyword: Option<&str>) -> String {
+    match (hdu, keyword) {
+        (Some(h), Some(k)) => format!(" HDU {h}, keyword {k}"),
+        (Some(h), None) => format!(" HDU {h}"),
+        (None, Some(k)) => format!(" keyword {k}"),
+        (None, None) => String::new(),
     }
 }
 

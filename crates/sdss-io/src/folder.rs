@@ -11,11 +11,12 @@ use ndarray::{Array4, Axis};
 use rayon::prelude::*;
 
 use crate::error::{BadImage, ImageProblem, IoError, Result};
-use crate::preprocess::{load_rgb8, Conversion, Preprocess, Rgb8Image};
+use crate::preprocess::{load_decoded, Conversion, Decoded, Preprocess};
 use crate::stack::ImageStack;
 
-/// File extensions taken as images (compared case-insensitively).
-pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+/// File extensions taken as images (compared case-insensitively). The FITS ones
+/// ([`crate::fits::FITS_EXTENSIONS`]) also count when followed by `.fz` (`x.fits.fz`).
+pub const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "fits", "fit", "fts"];
 
 /// Default number of images decoded per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 256;
@@ -55,7 +56,8 @@ impl LoadOptions {
     }
 }
 
-/// Lists the image files (`.jpg`, `.jpeg`, `.png`, any case) of `folder`, sorted by file name.
+/// Lists the image files (`.jpg`, `.jpeg`, `.png`, `.fits`, `.fit`, `.fts`, the FITS ones also with
+/// `.fz` after them; any case) of `folder`, sorted by file name.
 /// Hidden files (name starting with `.`) and sub-folders are ignored.
 pub fn list_images(folder: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     let folder = folder.as_ref();
@@ -85,13 +87,23 @@ pub fn list_images(folder: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
 }
 
 fn is_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+    crate::fits::is_fits_name(path)
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
-/// The galaxy id of an image file: its file stem (`"587722.jpg"` → `"587722"`).
+/// The galaxy id of an image file: its file stem (`"587722.jpg"` → `"587722"`), without every FITS
+/// extension (`"587722.fits.fz"` → `"587722"`).
 pub fn galaxy_id(path: &Path) -> String {
+    if let Some(stem) = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(crate::fits::fits_stem)
+    {
+        return stem.to_owned();
+    }
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -166,12 +178,12 @@ impl ImageBatches {
     }
 
     /// Decodes the files `range` in parallel, in order.
-    fn decode_range(&self, range: std::ops::Range<usize>) -> Vec<Result<Rgb8Image>> {
+    fn decode_range(&self, range: std::ops::Range<usize>) -> Vec<Result<Decoded>> {
         let options = self.options.preprocess;
         self.files[range]
             .par_iter()
             .map_init(Resizer::new, |resizer, path| {
-                let (img, conversion) = load_rgb8(path, &options, resizer)?;
+                let (img, conversion) = load_decoded(path, &options, resizer)?;
                 if conversion != Conversion::None {
                     tracing::warn!(file = %path.display(), "{conversion}");
                 }
@@ -181,11 +193,11 @@ impl ImageBatches {
     }
 
     /// The problem with a decoded image's size, when every image must share one size.
-    fn size_problem(&mut self, img: &Rgb8Image) -> Option<ImageProblem> {
+    fn size_problem(&mut self, img: &Decoded) -> Option<ImageProblem> {
         if self.options.preprocess.size.is_some() {
             return None;
         }
-        let size = (img.width, img.height);
+        let size = img.size();
         match self.native_size {
             None => {
                 self.native_size = Some(size);
@@ -246,7 +258,7 @@ impl Iterator for ImageBatches {
         self.next = end;
         let results = self.decode_range(start..end);
 
-        let mut good: Vec<(usize, Rgb8Image)> = Vec::with_capacity(results.len());
+        let mut good: Vec<(usize, Decoded)> = Vec::with_capacity(results.len());
         let mut bad = Vec::new();
         for (k, r) in results.into_iter().enumerate() {
             let problem = match r {
@@ -279,7 +291,7 @@ impl Iterator for ImageBatches {
         }
 
         let (h, w) = match good.first() {
-            Some((_, img)) => (img.height as usize, img.width as usize),
+            Some((_, img)) => (img.size().1 as usize, img.size().0 as usize),
             None => self.output_size().unwrap_or_default(),
         };
         let mut images = Array4::<f32>::zeros((good.len(), h, w, 3));
@@ -292,9 +304,7 @@ impl Iterator for ImageBatches {
                 let dst = slot
                     .as_slice_mut()
                     .expect("a freshly allocated standard-layout array is contiguous");
-                for (d, &s) in dst.iter_mut().zip(&img.pixels) {
-                    *d = f32::from(s) / 255.0;
-                }
+                img.write_unit(dst);
             });
         let ids = good
             .iter()

@@ -1,11 +1,14 @@
 //! Reading, preprocessing and writing galaxy images and arrays.
 //!
 //! Every other crate of sdss-clustering reads and writes through this one:
-//! - [`folder`]: a folder of JPEG/PNG cutouts → `(N, H, W, 3)` values in [0, 1] with galaxy ids (file
+//! - [`folder`]: a folder of JPEG/PNG/FITS cutouts → `(N, H, W, 3)` values in [0, 1] with galaxy ids (file
 //!   stems), decoded in parallel, whole ([`load_image_folder`]) or streamed in batches
 //!   ([`image_batches`]); bad files are all listed in one error, or skipped and reported;
 //! - [`preprocess`]: one image, decoded and resized exactly as the original Python project did with
 //!   Pillow (`Image.open(p).resize((80, 80))`, then `/ 255`);
+//! - [`fits`]: FITS cutouts (`.fits`, `.fits.fz`) of three bands: a cube or three image HDUs, read
+//!   as float channels with a per-band asinh normalisation, shown as a Lupton composite;
+//! - [`lupton`]: the Lupton et al. (2004) asinh colour composite, as astropy's `make_lupton_rgb`;
 //! - [`stack`]: image stacks in `.npy` with their ids CSV;
 //! - [`npy`]: `.npy` arrays that numpy can load, and numpy's files;
 //! - [`atomic`]: atomic output files;
@@ -27,7 +30,9 @@
 
 pub mod atomic;
 pub mod error;
+pub mod fits;
 pub mod folder;
+pub mod lupton;
 pub mod npy;
 pub mod preprocess;
 pub mod stack;
@@ -38,7 +43,9 @@ pub use folder::{
     image_batches, list_images, load_image_folder, ImageBatch, ImageBatches, LoadOptions,
     LoadedImages,
 };
-pub use preprocess::{load_image, CentreCrop, Preprocess, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_SIZE};
+pub use preprocess::{
+    load_display_rgb, load_image, CentreCrop, Preprocess, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_SIZE,
+};
 pub use stack::{
     read_ids_csv, read_image_stack_npy, write_ids_csv, write_image_stack_npy, ImageStack,
     StackDtype,

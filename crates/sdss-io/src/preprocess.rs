@@ -389,20 +389,193 @@ fn vertical_pass(
 }
 
 fn centre_crop(image: &Rgb8Image, crop: CentreCrop) -> Rgb8Image {
-    let left = ((image.width - crop.width) / 2) as usize;
-    let top = ((image.height - crop.height) / 2) as usize;
-    let row_bytes = image.width as usize * 3;
-    let crop_row = crop.width as usize * 3;
-    let mut pixels = Vec::with_capacity(crop_row * crop.height as usize);
-    for y in top..top + crop.height as usize {
-        let start = y * row_bytes + left * 3;
-        pixels.extend_from_slice(&image.pixels[start..start + crop_row]);
-    }
     Rgb8Image {
         width: crop.width,
         height: crop.height,
-        pixels,
+        pixels: centre_crop_values(&image.pixels, image.width, image.height, crop),
     }
+}
+
+/// The centre crop of a row-major RGB buffer (3 values per pixel); the crop fits by the caller's
+/// check.
+fn centre_crop_values<T: Copy>(pixels: &[T], width: u32, height: u32, crop: CentreCrop) -> Vec<T> {
+    let left = ((width - crop.width) / 2) as usize;
+    let top = ((height - crop.height) / 2) as usize;
+    let row = width as usize * 3;
+    let crop_row = crop.width as usize * 3;
+    let mut out = Vec::with_capacity(crop_row * crop.height as usize);
+    for y in top..top + crop.height as usize {
+        let start = y * row + left * 3;
+        out.extend_from_slice(&pixels[start..start + crop_row]);
+    }
+    out
+}
+
+/// A floating-point RGB image, row-major, 3 values per pixel (the feature channels of a FITS
+/// cutout, in [0, 1]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbF32Image {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` values, R G B per pixel, rows top to bottom.
+    pub pixels: Vec<f32>,
+}
+
+/// [`crop_and_resize`] for floating-point images: the same centre crop, and the same Catmull-Rom
+/// convolution (in `f32`, both axes in one call: without 8-bit rounding the order of the passes
+/// does not matter), clamped back to [0, 1] (the filter's lobes overshoot next to sharp edges).
+pub fn crop_and_resize_f32(
+    image: &RgbF32Image,
+    options: &Preprocess,
+    resizer: &mut Resizer,
+) -> std::result::Result<RgbF32Image, ImageProblem> {
+    let cropped;
+    let source = match options.centre_crop {
+        None => image,
+        Some(crop) => {
+            if crop.width > image.width || crop.height > image.height {
+                return Err(ImageProblem::SmallerThanCrop {
+                    width: image.width,
+                    height: image.height,
+                    crop_width: crop.width,
+                    crop_height: crop.height,
+                });
+            }
+            cropped = RgbF32Image {
+                width: crop.width,
+                height: crop.height,
+                pixels: centre_crop_values(&image.pixels, image.width, image.height, crop),
+            };
+            &cropped
+        }
+    };
+    let (out_w, out_h) = options.size.unwrap_or((source.width, source.height));
+    if (out_w, out_h) == (source.width, source.height) {
+        return Ok(source.clone());
+    }
+    let src_pixels: Vec<fast_image_resize::pixels::F32x3> = source
+        .pixels
+        .chunks_exact(3)
+        .map(|p| fast_image_resize::pixels::F32x3::new([p[0], p[1], p[2]]))
+        .collect();
+    let src = ImageRef::from_pixels(source.width, source.height, &src_pixels)
+        .map_err(|e| ImageProblem::Corrupt(format!("pixel buffer: {e}")))?;
+    let mut dst = Image::new(out_w, out_h, PixelType::F32x3);
+    let alg = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+    resizer
+        .resize(&src, &mut dst, &alg)
+        .map_err(|e| ImageProblem::Corrupt(format!("resize: {e}")))?;
+    let typed = dst
+        .typed_image::<fast_image_resize::pixels::F32x3>()
+        .ok_or_else(|| ImageProblem::Corrupt("resize: unexpected pixel type".into()))?;
+    let pixels = typed
+        .pixels()
+        .iter()
+        .flat_map(|p| p.0)
+        .map(|v| v.clamp(0.0, 1.0))
+        .collect();
+    Ok(RgbF32Image {
+        width: out_w,
+        height: out_h,
+        pixels,
+    })
+}
+
+/// A decoded, preprocessed image of either kind, as the folder loader handles it.
+#[derive(Debug, Clone)]
+pub(crate) enum Decoded {
+    /// A JPEG or PNG (values / 255).
+    Rgb8(Rgb8Image),
+    /// A FITS cutout's feature channels.
+    F32(RgbF32Image),
+}
+
+impl Decoded {
+    /// `(width, height)`.
+    pub(crate) fn size(&self) -> (u32, u32) {
+        match self {
+            Decoded::Rgb8(i) => (i.width, i.height),
+            Decoded::F32(i) => (i.width, i.height),
+        }
+    }
+
+    /// Writes the `H × W × 3` values in [0, 1] into `dst`.
+    pub(crate) fn write_unit(&self, dst: &mut [f32]) {
+        match self {
+            Decoded::Rgb8(img) => {
+                for (d, &s) in dst.iter_mut().zip(&img.pixels) {
+                    *d = f32::from(s) / 255.0;
+                }
+            }
+            Decoded::F32(img) => {
+                for (d, &s) in dst.iter_mut().zip(&img.pixels) {
+                    *d = s;
+                }
+            }
+        }
+    }
+}
+
+/// Decodes and preprocesses one file of either kind: FITS names ([`crate::fits::is_fits_name`]) as
+/// FITS feature channels, anything else as JPEG or PNG.
+pub(crate) fn load_decoded(
+    path: &Path,
+    options: &Preprocess,
+    resizer: &mut Resizer,
+) -> Result<(Decoded, Conversion)> {
+    if crate::fits::is_fits_name(path) {
+        let bands = crate::fits::read_fits_bands(path, options.max_pixels)?;
+        let image = RgbF32Image {
+            width: bands.width,
+            height: bands.height,
+            pixels: bands.feature_pixels(),
+        };
+        let out =
+            crop_and_resize_f32(&image, options, resizer).map_err(|problem| IoError::Image {
+                path: path.to_path_buf(),
+                problem,
+            })?;
+        return Ok((Decoded::F32(out), Conversion::None));
+    }
+    let (img, conversion) = load_rgb8(path, options, resizer)?;
+    Ok((Decoded::Rgb8(img), conversion))
+}
+
+/// The picture of one file to show a person, as an `(H, W, 3)` array of values in [0, 1]: for a
+/// FITS cutout the Lupton et al. (2004) composite of its bands ([`crate::fits::FitsBands::lupton_rgb`]
+/// with astropy's `minimum = 0, stretch = 5, Q = 8`), centre-cropped and resized as a JPEG is; for a
+/// JPEG or PNG the same as [`load_image`].
+pub fn load_display_rgb(
+    path: impl AsRef<Path>,
+    options: &Preprocess,
+) -> Result<ndarray::Array3<f32>> {
+    let path = path.as_ref();
+    options.validate()?;
+    let mut resizer = Resizer::new();
+    let img = if crate::fits::is_fits_name(path) {
+        let bands = crate::fits::read_fits_bands(path, options.max_pixels)?;
+        let rgb = bands.lupton_rgb(&crate::lupton::LuptonParams::default());
+        crop_and_resize(&rgb, options, &mut resizer).map_err(|problem| IoError::Image {
+            path: path.to_path_buf(),
+            problem,
+        })?
+    } else {
+        load_rgb8(path, options, &mut resizer)?.0
+    };
+    to_array(path, &Decoded::Rgb8(img))
+}
+
+/// An `(H, W, 3)` array of a decoded image's values in [0, 1].
+fn to_array(path: &Path, img: &Decoded) -> Result<ndarray::Array3<f32>> {
+    let (w, h) = img.size();
+    let mut data = vec![0f32; w as usize * h as usize * 3];
+    img.write_unit(&mut data);
+    ndarray::Array3::from_shape_vec((h as usize, w as usize, 3), data).map_err(|e| IoError::Image {
+        path: path.to_path_buf(),
+        problem: ImageProblem::Corrupt(e.to_string()),
+    })
 }
 
 /// Decodes and preprocesses one image file into 8-bit RGB of the output size, with the conversion made.
@@ -420,24 +593,19 @@ pub fn load_rgb8(
 }
 
 /// Decodes and preprocesses one image file into an `(H, W, 3)` array of values in [0, 1]
-/// (Pillow's `np.asarray(Image.open(p).resize(size)) / 255`).
+/// (Pillow's `np.asarray(Image.open(p).resize(size)) / 255`); a FITS cutout gives its normalised
+/// band channels (R, G, B = i, r, g; see [`crate::fits`]).
 ///
 /// Logs a warning if the file needed converting (grayscale, alpha or 16-bit).
 pub fn load_image(path: impl AsRef<Path>, options: &Preprocess) -> Result<ndarray::Array3<f32>> {
     let path = path.as_ref();
     options.validate()?;
     let mut resizer = Resizer::new();
-    let (img, conversion) = load_rgb8(path, options, &mut resizer)?;
+    let (img, conversion) = load_decoded(path, options, &mut resizer)?;
     if conversion != Conversion::None {
         tracing::warn!(file = %path.display(), "{conversion}");
     }
-    let shape = (img.height as usize, img.width as usize, 3);
-    let data = img.pixels.iter().map(|&v| f32::from(v) / 255.0).collect();
-    // The buffer holds exactly height * width * 3 bytes by construction.
-    ndarray::Array3::from_shape_vec(shape, data).map_err(|e| IoError::Image {
-        path: path.to_path_buf(),
-        problem: ImageProblem::Corrupt(e.to_string()),
-    })
+    to_array(path, &img)
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! Hostile input: the fuzz targets' committed seeds (real files, which must read) and regression inputs
 //! (what the fuzzers found, which must give a typed error or a result, never a panic), run on stable
-//! through the same entry points as `fuzz/fuzz_targets/{npy,image}.rs`; and the configurable pixel
-//! limit.
+//! through the same entry points as `fuzz/fuzz_targets/{npy,image,fits}.rs`; the configurable pixel
+//! limit; and FITS headers whose every value is replaced by hostile ones (a small fuzzer on stable).
 
 use std::path::{Path, PathBuf};
 
 use sdss_io::preprocess::{
     crop_and_resize, decode_rgb8_from_bytes, decode_rgb8_from_bytes_limited,
 };
-use sdss_io::{ImageProblem, Preprocess};
+use sdss_io::{ImageProblem, Preprocess, DEFAULT_MAX_IMAGE_PIXELS};
 
 fn files(kind: &str, target: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -78,4 +78,118 @@ fn the_pixel_limit_is_configurable() {
         other => panic!("expected TooManyPixels, got {other:?}"),
     }
     assert!(decode_rgb8_from_bytes_limited(&png, 80 * 80).is_ok());
+}
+
+/// The `fits` fuzz target's body: read the bands, then everything the pipeline does with them.
+fn fits_target(data: &[u8], max_pixels: u64) -> Result<(), String> {
+    let bands =
+        sdss_io::fits::read_fits_bands_from_bytes(data, max_pixels).map_err(|e| e.to_string())?;
+    let features = sdss_io::preprocess::RgbF32Image {
+        width: bands.width,
+        height: bands.height,
+        pixels: bands.feature_pixels(),
+    };
+    let mut resizer = fast_image_resize::Resizer::new();
+    sdss_io::preprocess::crop_and_resize_f32(&features, &Preprocess::default(), &mut resizer)
+        .map_err(|e| e.to_string())?;
+    let rgb = bands.lupton_rgb(&sdss_io::lupton::LuptonParams::default());
+    crop_and_resize(&rgb, &Preprocess::default(), &mut resizer).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[test]
+fn fits_seeds_read_and_regressions_do_not_panic() {
+    let seeds = files("seeds", "fits");
+    assert!(seeds.len() >= 4, "the fits seed corpus is committed");
+    for path in &seeds {
+        let data = std::fs::read(path).unwrap();
+        fits_target(&data, DEFAULT_MAX_IMAGE_PIXELS)
+            .unwrap_or_else(|e| panic!("seed {}: {e}", path.display()));
+    }
+    for path in files("regressions", "fits") {
+        let data = std::fs::read(&path).unwrap();
+        let _ = fits_target(&data, DEFAULT_MAX_IMAGE_PIXELS);
+    }
+}
+
+/// Values that break naive readers: negative, zero, huge, overflowing, of the wrong type.
+const HOSTILE_VALUES: [&str; 10] = [
+    "-1",
+    "0",
+    "1",
+    "3",
+    "2147483648",
+    "4611686018427387904",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "'RICE_1'",
+    "T",
+];
+
+/// The offsets of the value cards (`KEYWORD = value`) in the headers of a FITS file.
+fn value_cards(data: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 80 <= data.len() {
+        let card = &data[at..at + 80];
+        if card.starts_with(b"END     ") {
+            // Skip to the next header: the next block starting with XTENSION.
+            let mut next = (at / 2880 + 1) * 2880;
+            while next + 80 <= data.len() && !data[next..].starts_with(b"XTENSION") {
+                next += 2880;
+            }
+            at = next;
+            continue;
+        }
+        if &card[8..10] == b"= " {
+            out.push(at);
+        }
+        at += 80;
+    }
+    out
+}
+
+#[test]
+fn fits_headers_with_hostile_values_give_typed_errors() {
+    let mut cases = 0;
+    for path in files("seeds", "fits") {
+        let data = std::fs::read(&path).unwrap();
+        for at in value_cards(&data) {
+            for value in HOSTILE_VALUES {
+                let mut bad = data.clone();
+                let field = format!("{value:>20}");
+                let field = if value.starts_with('\'') {
+                    format!("{value:<20}")
+                } else {
+                    field
+                };
+                bad[at + 10..at + 80].fill(b' ');
+                bad[at + 10..at + 10 + field.len()].copy_from_slice(field.as_bytes());
+                // A small pixel limit too, so that a header made to claim a large image is refused.
+                let _ = fits_target(&bad, DEFAULT_MAX_IMAGE_PIXELS);
+                let _ = fits_target(&bad, 100);
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 500, "{cases} cases");
+}
+
+#[test]
+fn fits_data_with_flipped_bytes_and_truncations_give_typed_errors() {
+    for path in files("seeds", "fits") {
+        let data = std::fs::read(&path).unwrap();
+        // Every truncation on a 97-byte grid.
+        for len in (0..data.len()).step_by(97) {
+            let _ = fits_target(&data[..len], DEFAULT_MAX_IMAGE_PIXELS);
+        }
+        // Bytes of the data units (descriptors, heap, compressed tiles) set to 0xFF or 0x00.
+        for at in (0..data.len()).step_by(13) {
+            for byte in [0xFF, 0x00, 0x7F] {
+                let mut bad = data.clone();
+                bad[at] = byte;
+                let _ = fits_target(&bad, DEFAULT_MAX_IMAGE_PIXELS);
+            }
+        }
+    }
 }
