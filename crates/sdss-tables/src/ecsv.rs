@@ -54,15 +54,88 @@ fn yaml_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// The value of a YAML scalar: single-quoted (`''` is a quote), double-quoted (backslash escapes,
+/// as PyYAML writes non-ASCII text: `\xFC`, `\u00fc`), or plain.
 fn yaml_unquote(s: &str) -> String {
     let s = s.trim();
     if s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'') {
         s[1..s.len() - 1].replace("''", "'")
     } else if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
-        s[1..s.len() - 1].replace("\\\"", "\"")
+        let mut out = String::new();
+        let mut chars = s[1..s.len() - 1].chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            let hex = |chars: &mut std::str::Chars<'_>, n: usize| {
+                let h: String = chars.take(n).collect();
+                u32::from_str_radix(&h, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{FFFD}')
+            };
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some('0') => out.push('\0'),
+                Some('x') => out.push(hex(&mut chars, 2)),
+                Some('u') => out.push(hex(&mut chars, 4)),
+                Some('U') => out.push(hex(&mut chars, 8)),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        }
+        out
     } else {
         s.to_owned()
     }
+}
+
+/// Scans YAML flow text: calls `at` with each character outside quotes and its bracket depth, and
+/// says whether the text ends inside a quote or an open bracket. A quote only opens at the start
+/// of a scalar, so a plain `it's` is no quote.
+fn scan_flow(s: &str, mut at: impl FnMut(usize, char, i32) -> bool) -> bool {
+    let (mut depth, mut quote, mut start) = (0i32, None::<char>, true);
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, ch)) = chars.next() {
+        match quote {
+            Some('\'') if ch == '\'' => {
+                if chars.peek().map(|&(_, c)| c) == Some('\'') {
+                    chars.next();
+                } else {
+                    quote = None;
+                }
+                continue;
+            }
+            Some('"') if ch == '\\' => {
+                chars.next();
+                continue;
+            }
+            Some('"') if ch == '"' => {
+                quote = None;
+                continue;
+            }
+            Some(_) => continue,
+            None => {}
+        }
+        match ch {
+            '\'' | '"' if start => {
+                quote = Some(ch);
+                start = false;
+                continue;
+            }
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            _ => {}
+        }
+        if !at(i, ch, depth) {
+            return false;
+        }
+        start = matches!(ch, ' ' | '\t' | '{' | '[' | ',' | ':' | '-');
+    }
+    quote.is_some() || depth > 0
 }
 
 /// One column's header entry.
@@ -77,42 +150,98 @@ struct Entry {
 
 /// Splits `a: 1, b: {c: 2}, d: 'x, y'` at top-level commas.
 fn split_flow(s: &str) -> Vec<String> {
-    let (mut parts, mut cur, mut depth, mut quote) = (Vec::new(), String::new(), 0i32, None);
-    for ch in s.chars() {
-        match (quote, ch) {
-            (Some(q), c) if c == q => quote = None,
-            (None, '\'' | '"') => quote = Some(ch),
-            (None, '{' | '[') => depth += 1,
-            (None, '}' | ']') => depth -= 1,
-            (None, ',') if depth == 0 => {
-                parts.push(std::mem::take(&mut cur));
-                continue;
-            }
-            _ => {}
+    let mut cuts = Vec::new();
+    scan_flow(s, |i, ch, depth| {
+        if ch == ',' && depth == 0 {
+            cuts.push(i);
         }
-        cur.push(ch);
+        true
+    });
+    let mut parts = Vec::new();
+    let mut from = 0;
+    for cut in cuts {
+        parts.push(s[from..cut].to_owned());
+        from = cut + 1;
     }
-    if !cur.trim().is_empty() {
-        parts.push(cur);
+    if !s[from..].trim().is_empty() {
+        parts.push(s[from..].to_owned());
     }
     parts
 }
 
+/// Splits `key: value` at the first colon outside quotes and brackets.
+fn split_key(s: &str) -> Option<(&str, &str)> {
+    let mut at = None;
+    scan_flow(s, |i, ch, depth| {
+        if ch == ':' && depth == 0 {
+            at = Some(i);
+            return false;
+        }
+        true
+    });
+    at.map(|i| (&s[..i], &s[i + 1..]))
+}
+
+/// The `ucd` inside a column's `meta` (a flow mapping, or an `!!omap` list of one-key mappings).
+fn find_ucd(value: &str) -> Option<String> {
+    let v = value.trim().trim_start_matches("!!omap").trim();
+    let inner = v
+        .strip_prefix(['{', '['])
+        .and_then(|v| v.strip_suffix(['}', ']']))
+        .unwrap_or(v);
+    for part in split_flow(inner) {
+        let part = part.trim();
+        if part.starts_with(['{', '[']) {
+            if let Some(u) = find_ucd(part) {
+                return Some(u);
+            }
+        } else if let Some((k, v)) = split_key(part) {
+            if yaml_unquote(k) == "ucd" {
+                return Some(yaml_unquote(v));
+            }
+        }
+    }
+    None
+}
+
+/// Joins YAML lines that continue the one before (PyYAML wraps long values at about 80
+/// characters): a line inside an open quote or bracket, or indented deeper than the line before
+/// without starting a new `key:` or `- ` item. A line break inside a value reads as a space.
+fn logical_lines(lines: &[&str]) -> Vec<String> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for line in lines {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let new_item = t.starts_with("- ")
+            || t == "-"
+            || split_key(t)
+                .is_some_and(|(k, v)| !k.trim().is_empty() && (v.is_empty() || v.starts_with(' ')));
+        match out.last_mut() {
+            Some((prev_indent, prev))
+                if scan_flow(prev, |_, _, _| true) || (indent > *prev_indent && !new_item) =>
+            {
+                prev.push(' ');
+                prev.push_str(t);
+            }
+            _ => out.push((indent, (*line).to_owned())),
+        }
+    }
+    out.into_iter().map(|(_, l)| l).collect()
+}
+
 fn apply(entry: &mut Entry, key: &str, value: &str) {
     let value = value.trim();
-    match key.trim() {
+    match yaml_unquote(key).as_str() {
         "name" => entry.name = yaml_unquote(value),
         "datatype" => entry.datatype = yaml_unquote(value),
         "unit" => entry.unit = Some(yaml_unquote(value)),
         "description" => entry.description = Some(yaml_unquote(value)),
         "meta" => {
-            let inner = value.trim_start_matches('{').trim_end_matches('}');
-            for part in split_flow(inner) {
-                if let Some((k, v)) = part.split_once(':') {
-                    if k.trim() == "ucd" {
-                        entry.ucd = Some(yaml_unquote(v));
-                    }
-                }
+            if let Some(u) = find_ucd(value) {
+                entry.ucd = Some(u);
             }
         }
         "ucd" => entry.ucd = Some(yaml_unquote(value)),
@@ -122,10 +251,11 @@ fn apply(entry: &mut Entry, key: &str, value: &str) {
 
 /// Parses the `datatype:` list of the YAML header (block or flow entries, as astropy writes them).
 fn parse_header(path: &Path, lines: &[&str]) -> Result<(Vec<Entry>, char), TableError> {
+    let lines = logical_lines(lines);
     let mut entries: Vec<Entry> = Vec::new();
     let mut delimiter = ' ';
     let mut in_datatype = false;
-    for line in lines {
+    for line in &lines {
         let indent = line.len() - line.trim_start().len();
         let t = line.trim();
         if indent == 0 && !t.starts_with('-') {
@@ -147,7 +277,7 @@ fn parse_header(path: &Path, lines: &[&str]) -> Result<(Vec<Entry>, char), Table
         if !in_datatype {
             continue;
         }
-        if let Some(item) = t.strip_prefix('-') {
+        if let Some(item) = t.strip_prefix('-').filter(|_| indent == 0) {
             entries.push(Entry::default());
             let item = item.trim();
             let Some(entry) = entries.last_mut() else {
@@ -155,19 +285,26 @@ fn parse_header(path: &Path, lines: &[&str]) -> Result<(Vec<Entry>, char), Table
             };
             if let Some(flow) = item.strip_prefix('{') {
                 for part in split_flow(flow.strip_suffix('}').unwrap_or(flow)) {
-                    if let Some((k, v)) = part.split_once(':') {
+                    if let Some((k, v)) = split_key(&part) {
                         apply(entry, k, v);
                     }
                 }
-            } else if let Some((k, v)) = item.split_once(':') {
+            } else if let Some((k, v)) = split_key(item) {
                 apply(entry, k, v);
             }
-        } else if let (Some(entry), Some((k, v))) = (entries.last_mut(), t.split_once(':')) {
-            if indent <= 2 {
-                apply(entry, k, v);
-            } else if k.trim() == "ucd" {
-                // `meta:` written in block style, its `ucd:` one level deeper.
-                entry.ucd = Some(yaml_unquote(v));
+        } else if let Some(entry) = entries.last_mut() {
+            if let Some(item) = t.strip_prefix('-') {
+                // An item of a block-style `meta: !!omap` list: `- {ucd: ...}`.
+                if let Some(u) = find_ucd(item) {
+                    entry.ucd = Some(u);
+                }
+            } else if let Some((k, v)) = split_key(t) {
+                if indent <= 2 {
+                    apply(entry, k, v);
+                } else if yaml_unquote(k) == "ucd" {
+                    // `meta:` written as a block mapping, its `ucd:` one level deeper.
+                    entry.ucd = Some(yaml_unquote(v));
+                }
             }
         }
     }
@@ -210,7 +347,8 @@ fn split_spaces(line: &str) -> Vec<(String, bool)> {
 }
 
 /// Reads an ECSV 1.0 file: column names, datatypes, units, descriptions and UCDs from its header.
-/// Integer types become [`Column::Int64`] (a `uint64` beyond `i64::MAX` is an error), `float32`
+/// Integer types become [`Column::Int64`] (a `uint64` column holding a value beyond `i64::MAX`
+/// becomes exact decimal [`Column::Text`]), `float32`
 /// [`Column::Float32`], other floats [`Column::Float64`], `bool` booleans, anything else text.
 /// Empty fields are missing, as astropy writes masked values.
 pub fn read_ecsv(path: &Path) -> Result<Table, TableError> {
@@ -334,17 +472,23 @@ pub fn parse_ecsv(text: &str, path: &Path) -> Result<Table, TableError> {
             )
         };
         let column = match e.datatype.as_str() {
-            t if t.starts_with("int") || t.starts_with("uint") => Column::Int64(
-                values
+            t if t.starts_with("int") || t.starts_with("uint") => {
+                let wide: Vec<Option<i128>> = values
                     .iter()
                     .enumerate()
                     .map(|(r, v)| {
                         v.as_deref()
-                            .map(|s| s.parse::<i64>().map_err(|_| bad(r, s)))
+                            .map(|s| s.parse::<i128>().map_err(|_| bad(r, s)))
                             .transpose()
                     })
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .collect::<Result<_, _>>()?;
+                if wide.iter().flatten().all(|&v| i64::try_from(v).is_ok()) {
+                    Column::Int64(wide.iter().map(|v| v.map(|v| v as i64)).collect())
+                } else {
+                    // A uint64 beyond i64::MAX: exact decimal text rather than a float.
+                    Column::Text(wide.iter().map(|v| v.map(|v| v.to_string())).collect())
+                }
+            }
             "float32" => Column::Float32(
                 values
                     .iter()
@@ -444,6 +588,31 @@ mod tests {
         assert_eq!(t.meta("b").unwrap().ucd.as_deref(), Some("pos.eq.ra"));
         assert_eq!(t.column("c").unwrap().text(0).unwrap(), "x y");
         assert!(t.column("b").unwrap().is_missing(1));
+    }
+
+    #[test]
+    fn wrapped_values_and_omap_meta_as_pyyaml_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.ecsv");
+        // Written by astropy 8 (PyYAML wraps at 80 columns; column meta is an !!omap).
+        std::fs::write(
+            &path,
+            "# %ECSV 1.0\n# ---\n# datatype:\n# - {name: a b, datatype: int64, description: 'A very long description of this column that goes on and on: it has colons, commas, and\n#     # hashes too and more words here'}\n# - name: x\n#   datatype: float64\n#   description: \"S\\xFCdstern \\\"q\\\"\"\n#   meta: !!omap\n#   - {ucd: phot.mag;em.opt.R}\n#   - other: {k: 1}\n# schema: astropy-2.0\n\"a b\" x\n1 1.5\n2 2.5\n",
+        )
+        .unwrap();
+        let t = read_ecsv(&path).unwrap();
+        assert_eq!(t.column_names().collect::<Vec<_>>(), ["a b", "x"]);
+        assert_eq!(
+            t.meta("a b").unwrap().description.as_deref(),
+            Some("A very long description of this column that goes on and on: it has colons, commas, and # hashes too and more words here")
+        );
+        let x = t.meta("x").unwrap();
+        assert_eq!(x.ucd.as_deref(), Some("phot.mag;em.opt.R"));
+        assert_eq!(x.description.as_deref(), Some("Südstern \"q\""));
+        assert_eq!(
+            t.column("a b"),
+            Some(&Column::Int64(vec![Some(1), Some(2)]))
+        );
     }
 
     #[test]

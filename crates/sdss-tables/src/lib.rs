@@ -26,8 +26,11 @@
 //!
 //! * **FITS binary tables** are written by hand (`K`, `D`, `E`, `L` and `A` columns, `TNULLn` for
 //!   missing integers, `TUNITn`, `TCOMMn`, and `TUCDn`, which TOPCAT reads) and pass HEASARC's
-//!   `fitsverify`. They are read with the pure-Rust `fitsio-pure` crate (no cfitsio to build),
-//!   including scaled integers (`TSCALn`/`TZEROn`, e.g. unsigned 64-bit ids) and `TNULLn`.
+//!   `fitsverify` (text is ASCII there: other characters are written as `?`). Reading takes the
+//!   HDU structure and header cards from the pure-Rust `fitsio-pure` crate (no cfitsio to build)
+//!   and decodes the rows here, every size checked against the file first: scaled integers
+//!   (`TSCALn`/`TZEROn`, e.g. unsigned 64-bit ids), `TNULLn`, logical nulls; the first binary
+//!   table, or one chosen by number or `EXTNAME` ([`read_fits_table`], [`Hdu`]).
 //! * **VOTable 1.4** (TABLEDATA) is written by a small writer: the CDS `votable` crate reads and
 //!   writes the whole standard through serde and quick-xml, a large tree for a format we only write.
 //! * **ECSV 1.0** (astropy's enhanced CSV) is written and read here; **CSV** is read with
@@ -42,7 +45,10 @@ use std::path::{Path, PathBuf};
 
 pub use csv::{parse_csv, read_csv, write_csv};
 pub use ecsv::{parse_ecsv, read_ecsv, write_ecsv};
-pub use fits::{parse_fits, read_fits, read_fits_hdu, to_fits_bytes, write_fits};
+pub use fits::{
+    parse_fits, parse_fits_table, read_fits, read_fits_hdu, read_fits_table, to_fits_bytes,
+    write_fits, Hdu,
+};
 pub use votable::write_votable;
 
 /// Why a table could not be read or written.
@@ -323,8 +329,9 @@ impl Table {
     }
 }
 
-/// Reads a table, choosing the format by extension: `.csv`, `.ecsv`, or `.fits`/`.fit`/`.fts`
-/// (the first binary-table HDU).
+/// Reads a table, choosing the format by the file name's extension (any case): `.csv`
+/// ([`read_csv`]), `.ecsv` ([`read_ecsv`]), or `.fits`/`.fit`/`.fts` (the first binary-table HDU;
+/// [`read_fits_table`] reads another by number or `EXTNAME`).
 pub fn read_table(path: &Path) -> Result<Table, TableError> {
     let name = path
         .file_name()
@@ -341,21 +348,29 @@ pub fn read_table(path: &Path) -> Result<Table, TableError> {
     }
 }
 
-/// Missing-value spellings, as pandas reads them by default.
-pub(crate) const MISSING: [&str; 17] = [
+/// Missing-value spellings: pandas' default `na_values` (`read_csv`), plus surrounding blanks.
+pub(crate) const MISSING: [&str; 19] = [
     "", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "-NaN", "NULL", "null", "None", "<NA>", "#N/A",
-    "#NA", "#N/A N/A", "-1.#IND", "1.#QNAN",
+    "#NA", "#N/A N/A", "-1.#IND", "1.#IND", "-1.#QNAN", "1.#QNAN",
 ];
 
 /// Builds a column from text cells, inferring its type: 64-bit integers when every present value is
 /// one, else floats when every present value is a number, else booleans (`True`/`False`), else text.
+///
+/// Integers are only taken as such when each is written the way it prints (`42`, `-7`): a column
+/// holding `0515` or `+3` stays text, so that [`Column::text`] gives back exactly what the file
+/// holds (ids with leading zeros are common; pandas would lose the zeros).
 pub(crate) fn infer_column(cells: Vec<Option<String>>) -> Column {
     let present = || cells.iter().flatten().map(|s| s.trim());
-    if present().all(|s| s.parse::<i64>().is_ok()) && present().next().is_some() {
+    let as_int = |s: &str| s.parse::<i64>().ok().filter(|v| v.to_string() == s);
+    if present().next().is_some() && present().all(|s| s.parse::<i64>().is_ok()) {
+        if !present().all(|s| as_int(s).is_some()) {
+            return Column::Text(cells);
+        }
         return Column::Int64(
             cells
                 .iter()
-                .map(|c| c.as_deref().and_then(|s| s.trim().parse().ok()))
+                .map(|c| c.as_deref().and_then(|s| as_int(s.trim())))
                 .collect(),
         );
     }
@@ -430,6 +445,17 @@ mod tests {
         assert_eq!(c, Column::Float64(vec![1.0, 2.5]));
         let c = infer_column(vec![Some("True".into()), None]);
         assert_eq!(c, Column::Bool(vec![Some(true), None]));
+        // Leading zeros and plus signs keep the column text, exactly as written.
+        let c = infer_column(vec![Some("0515".into()), Some("12".into())]);
+        assert_eq!(c.text(0).unwrap(), "0515");
+        assert!(matches!(c, Column::Text(_)));
+        let c = infer_column(
+            ["-1.#IND", "1.#QNAN", "3"]
+                .iter()
+                .map(|s| cell(s))
+                .collect(),
+        );
+        assert_eq!(c, Column::Int64(vec![None, None, Some(3)]));
         let c = infer_column(vec![Some("8485-1901".into())]);
         assert_eq!(c.text(0).unwrap(), "8485-1901");
         assert_eq!(cell(" NaN "), None);
