@@ -719,6 +719,7 @@ fn band_order(
         for a in 0..3 {
             for b in a + 1..3 {
                 if ranks[a].0 == ranks[b].0 {
+                    // Cannot fire: a rank is only Some where its band was found.
                     let (hdu, key, _) = found[b].as_ref().expect("all bands were found");
                     return Err(fits_err(
                         Some(*hdu),
@@ -1019,6 +1020,7 @@ impl FitsBands {
     /// [`FitsBands::planes`]), as `make_lupton_rgb(red, green, blue, minimum, stretch, Q)`.
     pub fn lupton_rgb(&self, params: &LuptonParams) -> Rgb8Image {
         let [r, g, b] = &self.planes;
+        // Cannot fire: the readers build each plane with exactly width x height values.
         make_lupton_rgb(r, g, b, self.width, self.height, params)
             .expect("every plane holds width x height values by construction")
     }

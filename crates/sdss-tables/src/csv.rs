@@ -56,26 +56,30 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Table, TableError> {
 /// Writes `table` as CSV, atomically: a header row of names, then each value's exact text (empty
 /// where missing).
 pub fn write_csv(path: &Path, table: &Table) -> Result<(), TableError> {
+    sdss_io::atomic::write_atomic(path, |w| write_rows(w, table))?;
+    Ok(())
+}
+
+/// The comma-separated body shared by CSV and ECSV: a row of names, then each value's exact text
+/// (empty where missing, so an empty string reads back as missing, as pandas reads it).
+pub(crate) fn write_rows(w: &mut dyn Write, table: &Table) -> std::io::Result<()> {
     use sdss_io::stack::csv_field;
     let columns: Vec<_> = table.columns().collect();
-    sdss_io::atomic::write_atomic(path, |w| {
-        let names: Vec<String> = columns
+    let names: Vec<String> = columns
+        .iter()
+        .map(|(m, _)| csv_field(&m.name).into_owned())
+        .collect();
+    writeln!(w, "{}", names.join(","))?;
+    for row in 0..table.nrows() {
+        let fields: Vec<String> = columns
             .iter()
-            .map(|(m, _)| csv_field(&m.name).into_owned())
+            .map(|(_, c)| {
+                c.text(row)
+                    .map(|t| csv_field(&t).into_owned())
+                    .unwrap_or_default()
+            })
             .collect();
-        writeln!(w, "{}", names.join(","))?;
-        for row in 0..table.nrows() {
-            let fields: Vec<String> = columns
-                .iter()
-                .map(|(_, c)| {
-                    c.text(row)
-                        .map(|t| csv_field(&t).into_owned())
-                        .unwrap_or_default()
-                })
-                .collect();
-            writeln!(w, "{}", fields.join(","))?;
-        }
-        Ok(())
-    })?;
+        writeln!(w, "{}", fields.join(","))?;
+    }
     Ok(())
 }

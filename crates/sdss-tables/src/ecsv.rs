@@ -9,7 +9,6 @@ use crate::{cell, Column, ColumnMeta, Table, TableError};
 /// Writes `table` as ECSV 1.0 (comma-delimited), atomically. Missing values are empty fields, which
 /// astropy reads as masked; the UCD goes in each column's `meta`.
 pub fn write_ecsv(path: &Path, table: &Table) -> Result<(), TableError> {
-    use sdss_io::stack::csv_field;
     let columns: Vec<_> = table.columns().collect();
     sdss_io::atomic::write_atomic(path, |w| {
         writeln!(w, "# %ECSV 1.0\n# ---\n# delimiter: ','\n# datatype:")?;
@@ -27,24 +26,7 @@ pub fn write_ecsv(path: &Path, table: &Table) -> Result<(), TableError> {
             }
         }
         writeln!(w, "# schema: astropy-2.0")?;
-        let names: Vec<String> = columns
-            .iter()
-            .map(|(m, _)| csv_field(&m.name).into_owned())
-            .collect();
-        writeln!(w, "{}", names.join(","))?;
-        for row in 0..table.nrows() {
-            let fields: Vec<String> = columns
-                .iter()
-                // An empty string is written, and read back, as missing (as pandas reads it).
-                .map(|(_, c)| {
-                    c.text(row)
-                        .map(|t| csv_field(&t).into_owned())
-                        .unwrap_or_default()
-                })
-                .collect();
-            writeln!(w, "{}", fields.join(","))?;
-        }
-        Ok(())
+        crate::csv::write_rows(w, table)
     })?;
     Ok(())
 }
