@@ -69,6 +69,9 @@ pub struct Galaxies {
     pub skipped: Vec<BadImage>,
     /// The pixel limit the images were read under; thumbnails are re-read under it too.
     max_image_pixels: u64,
+    /// For a stack read from a folder, each galaxy's file, so that FITS thumbnails can be drawn as
+    /// the Lupton composite rather than the normalised feature bands. Empty for `.npy` input.
+    stack_files: Vec<PathBuf>,
 }
 
 impl Galaxies {
@@ -89,18 +92,30 @@ impl Galaxies {
     pub fn thumbnail(&self, index: usize) -> Result<ndarray::Array3<f32>> {
         match &self.store {
             Store::Pixels(stack) | Store::CnnWithStack(_, stack) => {
-                let img: ArrayView3<f32> = stack.images().index_axis(ndarray::Axis(0), index);
-                Ok(img.to_owned())
+                match self.stack_files.get(index) {
+                    Some(path) if sdss_io::fits::is_fits_name(path) => self.display_rgb(path),
+                    _ => {
+                        let img: ArrayView3<f32> =
+                            stack.images().index_axis(ndarray::Axis(0), index);
+                        Ok(img.to_owned())
+                    }
+                }
             }
             Store::CnnWithFiles(_, files) => {
                 let path = files.get(index).context("galaxy index out of range")?;
-                let options = sdss_io::Preprocess {
-                    max_pixels: self.max_image_pixels,
-                    ..sdss_io::Preprocess::default()
-                };
-                Ok(sdss_io::load_display_rgb(path, &options)?)
+                self.display_rgb(path)
             }
         }
+    }
+
+    /// Re-reads one file as the picture a person looks at (JPEG/PNG as preprocessed, FITS as a
+    /// Lupton RGB composite).
+    fn display_rgb(&self, path: &Path) -> Result<ndarray::Array3<f32>> {
+        let options = sdss_io::Preprocess {
+            max_pixels: self.max_image_pixels,
+            ..sdss_io::Preprocess::default()
+        };
+        Ok(sdss_io::load_display_rgb(path, &options)?)
     }
 }
 
@@ -116,12 +131,13 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
     };
     match request.kind {
         FeatureKind::Pixels => {
-            let (stack, skipped) = load_stack(input, &options, progress)?;
+            let (stack, skipped, stack_files) = load_stack(input, &options, progress)?;
             Ok(Galaxies {
                 ids: stack.ids().to_vec(),
                 store: Store::Pixels(stack),
                 skipped,
                 max_image_pixels: request.max_image_pixels,
+                stack_files,
             })
         }
         FeatureKind::Cnn => {
@@ -129,7 +145,7 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
             let tap = request.layer.tap();
             match input {
                 Input::Npy(_) => {
-                    let (stack, skipped) = load_stack(input, &options, progress)?;
+                    let (stack, skipped, stack_files) = load_stack(input, &options, progress)?;
                     let bar = progress.bar(stack.len() as u64, "CNN features");
                     let batches = stack
                         .images()
@@ -144,6 +160,7 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
                         store: Store::CnnWithStack(features, stack),
                         skipped,
                         max_image_pixels: request.max_image_pixels,
+                        stack_files,
                     })
                 }
                 Input::Folder(dir) => {
@@ -180,6 +197,7 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
                         store: Store::CnnWithFiles(features, files),
                         skipped,
                         max_image_pixels: request.max_image_pixels,
+                        stack_files: Vec::new(),
                     })
                 }
             }
@@ -187,15 +205,21 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
     }
 }
 
+/// Reads the whole input as one stack, with each galaxy's file when it came from a folder.
 fn load_stack(
     input: &Input,
     options: &LoadOptions,
     progress: &Progress,
-) -> Result<(ImageStack, Vec<BadImage>)> {
+) -> Result<(ImageStack, Vec<BadImage>, Vec<PathBuf>)> {
     match input {
-        Input::Npy(path) => Ok((sdss_io::read_image_stack_npy(path)?, Vec::new())),
+        Input::Npy(path) => Ok((sdss_io::read_image_stack_npy(path)?, Vec::new(), Vec::new())),
         Input::Folder(dir) => {
             let batches = sdss_io::image_batches(dir, options)?;
+            let by_stem: HashMap<String, PathBuf> = batches
+                .files()
+                .iter()
+                .map(|p| (sdss_io::folder::galaxy_id(p), p.clone()))
+                .collect();
             let bar = progress.bar(batches.file_count() as u64, "loading images");
             let mut ids = Vec::new();
             let mut chunks = Vec::new();
@@ -213,7 +237,11 @@ fn load_stack(
             let images = ndarray::concatenate(ndarray::Axis(0), &views)
                 .context("images of different sizes in one folder")?;
             drop(chunks);
-            Ok((ImageStack::new(ids, images)?, skipped))
+            let files = ids
+                .iter()
+                .map(|id| by_stem.get(id).cloned().context("image file vanished"))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((ImageStack::new(ids, images)?, skipped, files))
         }
     }
 }
