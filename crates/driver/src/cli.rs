@@ -240,6 +240,8 @@ pub struct PcaArgs {
 pub enum MethodName {
     /// k-means (k-means++, n_init restarts).
     Kmeans,
+    /// Mini-batch k-means (scikit-learn's MiniBatchKMeans), for large N.
+    Minibatch,
     /// Affinity propagation (scikit-learn semantics).
     Affinity,
     /// Agglomerative (hierarchical) clustering.
@@ -273,7 +275,7 @@ pub struct ClusterArgs {
     /// Restarts (kmeans).
     #[arg(long)]
     pub n_init: Option<usize>,
-    /// Seed (kmeans, affinity).
+    /// Seed (kmeans, minibatch, affinity).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Further method parameters as key=value (e.g. `--param min_cluster_size=15`).

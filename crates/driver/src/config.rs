@@ -370,13 +370,16 @@ impl MethodSpec {
         let name = name.trim().to_ascii_lowercase().replace('_', "-");
         let (method, short) = match name.as_str() {
             "kmeans" | "k-means" => ("kmeans", "kmeans"),
+            "minibatch" | "minibatch-kmeans" | "mini-batch-kmeans" => {
+                ("minibatch-kmeans", "minibatch")
+            }
             "affinity" | "affinity-propagation" | "ap" => ("affinity-propagation", "affinity"),
             "agglomerative" | "ward" | "hierarchical" => ("agglomerative", "agglomerative"),
             "dbscan" => ("dbscan", "dbscan"),
             "hdbscan" => ("hdbscan", "hdbscan"),
             "optics" => ("optics", "optics"),
             other => bail!(
-                "--method {text}: unknown method `{other}` (kmeans, affinity, agglomerative, dbscan, hdbscan, optics)"
+                "--method {text}: unknown method `{other}` (kmeans, minibatch, affinity, agglomerative, dbscan, hdbscan, optics)"
             ),
         };
         let mut params = Vec::new();
@@ -397,7 +400,10 @@ impl MethodSpec {
     /// Adds `seed=<seed>` where the method takes a seed and none was given, so the recorded config is
     /// explicit.
     pub fn with_default_seed(mut self, seed: u64) -> Self {
-        let seeded = matches!(self.method.as_str(), "kmeans" | "affinity-propagation");
+        let seeded = matches!(
+            self.method.as_str(),
+            "kmeans" | "minibatch-kmeans" | "affinity-propagation"
+        );
         let has = self
             .params
             .iter()

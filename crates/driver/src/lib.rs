@@ -292,6 +292,7 @@ fn cluster(args: &ClusterArgs) -> Result<()> {
     let x = sdss_io::npy::read_matrix_f32(&args.input)?;
     let name = match args.method {
         MethodName::Kmeans => "kmeans",
+        MethodName::Minibatch => "minibatch-kmeans",
         MethodName::Affinity => "affinity-propagation",
         MethodName::Agglomerative => "agglomerative",
         MethodName::Dbscan => "dbscan",

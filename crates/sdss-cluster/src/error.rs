@@ -43,7 +43,7 @@ pub enum ClusterError {
         n_samples: usize,
     },
     /// A method name that [`crate::ClusterMethod::from_params`] does not know.
-    #[error("unknown clustering method {0:?} (expected one of: kmeans, affinity-propagation, agglomerative, dbscan, hdbscan, optics)")]
+    #[error("unknown clustering method {0:?} (expected one of: kmeans, minibatch-kmeans, affinity-propagation, agglomerative, dbscan, hdbscan, optics)")]
     UnknownMethod(String),
     /// A `key=value` parameter that the chosen method does not take.
     #[error("unknown parameter {key:?} for method {method}; it takes: {expected}")]

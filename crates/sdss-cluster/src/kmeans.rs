@@ -143,7 +143,7 @@ impl KMeans {
     }
 }
 
-fn invalid(name: &'static str, value: impl ToString, reason: &str) -> ClusterError {
+pub(crate) fn invalid(name: &'static str, value: impl ToString, reason: &str) -> ClusterError {
     ClusterError::InvalidParameter {
         name,
         value: value.to_string(),
@@ -193,7 +193,7 @@ fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
 /// As in scikit-learn, the distances from all samples to the candidate centres come from the
 /// Gram trick (`|x|^2 + |c|^2 - 2 x.c`, one matrix product for all candidates of a round,
 /// clipped at zero): the seeding only needs them to weigh the next draw.
-fn kmeans_plusplus(
+pub(crate) fn kmeans_plusplus(
     x: &Array2<f64>,
     x_norms: &[f64],
     k: usize,
@@ -314,7 +314,7 @@ impl ClusterSums {
 
 /// Centres feature-major (`t[f * padded + j]`), padded to whole 8-centre blocks, so one
 /// sample's distances to all centres vectorise across centres.
-struct CentersT {
+pub(crate) struct CentersT {
     t: Vec<f64>,
     padded: usize,
     k: usize,
@@ -323,7 +323,7 @@ struct CentersT {
 const CENTER_LANES: usize = 8;
 
 impl CentersT {
-    fn new(cs: &[f64], k: usize, d: usize) -> Self {
+    pub(crate) fn new(cs: &[f64], k: usize, d: usize) -> Self {
         let padded = k.div_ceil(CENTER_LANES) * CENTER_LANES;
         let mut t = vec![0.0; padded * d];
         for (j, c) in cs.chunks_exact(d.max(1)).enumerate() {
@@ -337,7 +337,7 @@ impl CentersT {
 
 /// Exact nearest and second-nearest centre of `xi`: `(label, nearest, second)` distances.
 /// Ties go to the lowest centre index, as in a plain argmin.
-fn nearest_two(xi: &[f64], ct: &CentersT) -> (usize, f64, f64) {
+pub(crate) fn nearest_two(xi: &[f64], ct: &CentersT) -> (usize, f64, f64) {
     let (mut best, mut first, mut second) = (0usize, f64::INFINITY, f64::INFINITY);
     for block in (0..ct.padded).step_by(CENTER_LANES) {
         let mut acc = [0.0f64; CENTER_LANES];

@@ -36,6 +36,7 @@ mod hdbscan;
 mod kmeans;
 mod method;
 pub mod metrics;
+mod minibatch;
 mod numpy_rng;
 mod result;
 
@@ -51,4 +52,5 @@ pub use metrics::{
     adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score,
     normalized_mutual_info_score, silhouette_samples, silhouette_score,
 };
+pub use minibatch::MiniBatchKMeans;
 pub use result::{Clustering, ClusteringSummary, Linkage};

@@ -10,6 +10,7 @@ use crate::density::{Dbscan, Optics};
 use crate::error::{ClusterError, Result};
 use crate::hdbscan::Hdbscan;
 use crate::kmeans::{KMeans, KMeansInit};
+use crate::minibatch::MiniBatchKMeans;
 use crate::result::Clustering;
 
 /// A validated set of clustering parameters that can be fitted to a feature matrix.
@@ -39,6 +40,7 @@ macro_rules! impl_clusterer {
 }
 
 impl_clusterer!(KMeans, "kmeans");
+impl_clusterer!(MiniBatchKMeans, "minibatch-kmeans");
 impl_clusterer!(AffinityPropagation, "affinity-propagation");
 impl_clusterer!(Agglomerative, "agglomerative");
 impl_clusterer!(Dbscan, "dbscan");
@@ -50,6 +52,8 @@ impl_clusterer!(Optics, "optics");
 pub enum ClusterMethod {
     /// k-means.
     KMeans(KMeans),
+    /// Mini-batch k-means, for large N.
+    MiniBatchKMeans(MiniBatchKMeans),
     /// Affinity propagation.
     AffinityPropagation(AffinityPropagation),
     /// Agglomerative (hierarchical).
@@ -63,6 +67,7 @@ pub enum ClusterMethod {
 }
 
 const KMEANS_KEYS: &str = "k (or n_clusters), n_init, max_iter, tol, seed, init (k-means++|random)";
+const MINIBATCH_KEYS: &str = "k (or n_clusters), batch_size, max_iter, init_size, max_no_improvement, reassignment_ratio, seed";
 const AP_KEYS: &str = "damping, max_iter, convergence_iter, preference, seed";
 const AGGLO_KEYS: &str =
     "k (or n_clusters), distance_threshold, linkage (ward|average|complete|single)";
@@ -83,8 +88,9 @@ fn parse<V: std::str::FromStr>(name: &'static str, value: &str) -> Result<V> {
 
 impl ClusterMethod {
     /// The method names accepted by [`ClusterMethod::from_params`].
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "kmeans",
+        "minibatch-kmeans",
         "affinity-propagation",
         "agglomerative",
         "dbscan",
@@ -95,10 +101,12 @@ impl ClusterMethod {
     /// Builds and validates a method from its name and `key=value` parameters; parameters not
     /// given keep scikit-learn's defaults (`kmeans` and `agglomerative` require `k`).
     ///
-    /// Names: `kmeans`, `affinity-propagation` (alias `ap`), `agglomerative` (aliases `ward`,
+    /// Names: `kmeans`, `minibatch-kmeans`, `affinity-propagation` (alias `ap`), `agglomerative` (aliases `ward`,
     /// `hierarchical`), `dbscan`, `hdbscan`, `optics`; `_` and `-` are interchangeable.
     /// Keys:
     /// - kmeans: `k`/`n_clusters`, `n_init`, `max_iter`, `tol`, `seed`, `init` (`k-means++`|`random`)
+    /// - minibatch-kmeans (alias `minibatch`): `k`/`n_clusters`, `batch_size`, `max_iter`,
+    ///   `init_size`, `max_no_improvement`, `reassignment_ratio`, `seed`
     /// - affinity-propagation: `damping`, `max_iter`, `convergence_iter`, `preference`, `seed`
     /// - agglomerative: `k`/`n_clusters` or `distance_threshold`, `linkage` (`ward`|`average`|`complete`|`single`)
     /// - dbscan, optics: `eps`, `min_samples`
@@ -145,6 +153,29 @@ impl ClusterMethod {
                 }
                 m.n_clusters = k.ok_or_else(|| missing("n_clusters"))?;
                 Self::KMeans(m)
+            }
+            "minibatch-kmeans" | "minibatch" | "mini-batch-kmeans" => {
+                let mut k: Option<usize> = None;
+                let mut m = MiniBatchKMeans::new(1);
+                for (key, v) in params {
+                    let v = v.as_ref();
+                    match key.as_ref() {
+                        "k" | "n_clusters" => k = Some(parse("n_clusters", v)?),
+                        "batch_size" => m.batch_size = parse("batch_size", v)?,
+                        "max_iter" => m.max_iter = parse("max_iter", v)?,
+                        "init_size" => m.init_size = Some(parse("init_size", v)?),
+                        "max_no_improvement" => {
+                            m.max_no_improvement = parse("max_no_improvement", v)?
+                        }
+                        "reassignment_ratio" => {
+                            m.reassignment_ratio = parse("reassignment_ratio", v)?
+                        }
+                        "seed" | "random_state" => m.seed = parse("seed", v)?,
+                        other => return Err(unknown("minibatch-kmeans", other, MINIBATCH_KEYS)),
+                    }
+                }
+                m.n_clusters = k.ok_or_else(|| missing("n_clusters"))?;
+                Self::MiniBatchKMeans(m)
             }
             "affinity-propagation" | "ap" | "affinitypropagation" => {
                 let mut m = AffinityPropagation::new();
@@ -228,6 +259,7 @@ impl ClusterMethod {
     fn inner(&self) -> &dyn DynValidate {
         match self {
             Self::KMeans(m) => m,
+            Self::MiniBatchKMeans(m) => m,
             Self::AffinityPropagation(m) => m,
             Self::Agglomerative(m) => m,
             Self::Dbscan(m) => m,
@@ -262,6 +294,7 @@ impl Clusterer for ClusterMethod {
     fn fit<T: Element>(&self, x: ArrayView2<'_, T>) -> Result<Clustering> {
         match self {
             Self::KMeans(m) => m.fit(x),
+            Self::MiniBatchKMeans(m) => m.fit(x),
             Self::AffinityPropagation(m) => m.fit(x),
             Self::Agglomerative(m) => m.fit(x),
             Self::Dbscan(m) => m.fit(x),
@@ -315,6 +348,7 @@ mod tests {
         ];
         let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
             ("kmeans", vec![("k", "2"), ("n_init", "3")]),
+            ("minibatch", vec![("k", "2"), ("batch_size", "4")]),
             ("ap", vec![("damping", "0.8"), ("preference", "-5")]),
             ("ward", vec![("k", "2")]),
             (
