@@ -102,6 +102,14 @@ impl AffinityPropagation {
         self.validate()?;
         let x = checked_f64(x)?;
         let n = x.nrows();
+        // The f32 similarity matrix (4 n² bytes) dominates; the sparse messages are O(n).
+        crate::memory::check_fits(
+            "affinity propagation",
+            crate::memory::quadratic_bytes(n, 4.0),
+            n,
+            crate::memory::available_bytes(),
+            "--method minibatch:k=... (mini-batch k-means), or affinity propagation on a sample",
+        )?;
         let nn = n.checked_mul(n).ok_or(ClusterError::OutOfMemory {
             what: "similarity matrix",
             bytes: usize::MAX,

@@ -140,6 +140,14 @@ impl Agglomerative {
 
 fn linkage_matrix(x: &Array2<f64>, method: LinkageMethod) -> Result<Linkage> {
     let n = x.nrows();
+    // The condensed f64 distances: n (n - 1) / 2 × 8 bytes.
+    crate::memory::check_fits(
+        "agglomerative clustering",
+        crate::memory::quadratic_bytes(n, 4.0),
+        n,
+        crate::memory::available_bytes(),
+        "--method minibatch:k=... (mini-batch k-means), or agglomerative clustering on a sample",
+    )?;
     let mut condensed = condensed_distances(x);
     let dendrogram = kodama::linkage(&mut condensed, n, method.kodama());
     drop(condensed);

@@ -85,6 +85,21 @@ pub enum ClusterError {
         /// Number of samples.
         n_samples: usize,
     },
+    /// A method's O(n²) working memory is more than this process may use (see
+    /// [`crate::memory::available_bytes`]); checked before allocating.
+    #[error("{method} on {n_samples} samples needs about {} of working memory (it grows with n²), more than the {} this process may use; use {alternative} instead, or reduce the sample (the limit is the smallest of MemAvailable, the cgroup's memory.max and SDSS_CLUSTERING_MEMORY_LIMIT)", human(*bytes), human(*available))]
+    TooLargeForMemory {
+        /// The method.
+        method: &'static str,
+        /// Bytes it would need.
+        bytes: u64,
+        /// Bytes there are.
+        available: u64,
+        /// Number of samples.
+        n_samples: usize,
+        /// The scalable alternative, in the driver's words.
+        alternative: &'static str,
+    },
     /// Writing an output (e.g. a linkage matrix `.npy`) failed.
     #[error(transparent)]
     Io(#[from] sdss_io::IoError),
@@ -92,3 +107,19 @@ pub enum ClusterError {
 
 /// Shorthand for results of this crate.
 pub type Result<T> = std::result::Result<T, ClusterError>;
+
+/// Bytes in binary units for error messages (`18.3 GiB`).
+fn human(bytes: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}

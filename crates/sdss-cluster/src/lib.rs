@@ -34,6 +34,7 @@ mod density;
 mod error;
 mod hdbscan;
 mod kmeans;
+pub mod memory;
 mod method;
 pub mod metrics;
 mod minibatch;
