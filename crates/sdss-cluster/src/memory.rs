@@ -57,7 +57,11 @@ pub fn parse_size(text: &str) -> Option<u64> {
         None => (t, ""),
     };
     let value: u64 = digits.parse().ok()?;
-    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches(['B', 'I'])
+    {
         "" => 0,
         "K" => 10,
         "M" => 20,
