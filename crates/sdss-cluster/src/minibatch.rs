@@ -108,6 +108,9 @@ impl MiniBatchKMeans {
         let mean = x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(d)); // n >= 1, so never None
         x -= &mean;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        // `x` (from `checked_f64`) and `centers` (from `kmeans_plusplus`) are fresh owned arrays in
+        // standard layout, so `as_slice()` on them and on their rows always succeeds; the
+        // `unwrap_or(&[])` below cannot fire.
 
         let batch = self.batch_size.min(n);
         let init_size = self.init_size.unwrap_or(3 * batch).max(3 * k).min(n).max(k);
