@@ -166,15 +166,31 @@ fn split_key(s: &str) -> Option<(&str, &str)> {
 
 /// The `ucd` inside a column's `meta` (a flow mapping, or an `!!omap` list of one-key mappings).
 fn find_ucd(value: &str) -> Option<String> {
+    find_ucd_nested(value, 0)
+}
+
+/// How deep `find_ucd` follows nested mappings: astropy writes `meta` one or two levels deep, and a
+/// bound keeps a crafted header (`[[[[…`) from overflowing the stack.
+const MAX_META_DEPTH: usize = 16;
+
+fn find_ucd_nested(value: &str, depth: usize) -> Option<String> {
+    if depth > MAX_META_DEPTH {
+        return None;
+    }
     let v = value.trim().trim_start_matches("!!omap").trim();
-    let inner = v
+    // Each recursion must get shorter text: an unclosed bracket (`{abc`) split into one part
+    // would be handed back unchanged, forever (found by the `tables` fuzz target).
+    let (inner, bracketed) = match v
         .strip_prefix(['{', '['])
         .and_then(|v| v.strip_suffix(['}', ']']))
-        .unwrap_or(v);
+    {
+        Some(inner) => (inner, true),
+        None => (v, false),
+    };
     for part in split_flow(inner) {
         let part = part.trim();
-        if part.starts_with(['{', '[']) {
-            if let Some(u) = find_ucd(part) {
+        if part.starts_with(['{', '[']) && (bracketed || part.len() < v.len()) {
+            if let Some(u) = find_ucd_nested(part, depth + 1) {
                 return Some(u);
             }
         } else if let Some((k, v)) = split_key(part) {
