@@ -5,6 +5,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::data::{checked_f64, condensed_distances, Element};
 use crate::error::{ClusterError, Result};
 use crate::result::{Clustering, Linkage};
+use crate::scalable::{weighted_ward_linkage, MicroClusters, Scale, DEFAULT_WARD_MICRO_CLUSTERS};
 
 /// How the distance between two clusters is defined (SciPy's `method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,6 +73,13 @@ pub struct Agglomerative {
     pub linkage: LinkageMethod,
     /// Where to cut the tree.
     pub cut: Cut,
+    /// Exact, or (Ward only) on k-means micro-clusters for large n (see [`crate::scalable`]).
+    /// Default [`Scale::Auto`]: exact up to [`crate::scalable::EXACT_MAX_SAMPLES`] samples that
+    /// fit in memory, else Ward over [`crate::scalable::DEFAULT_WARD_MICRO_CLUSTERS`]
+    /// micro-clusters. The other linkages are always exact.
+    pub micro_clusters: Scale,
+    /// Seed of the micro-clusters (the exact form is deterministic). Default 0.
+    pub seed: u64,
 }
 
 impl Agglomerative {
@@ -80,6 +88,8 @@ impl Agglomerative {
         Self {
             linkage: LinkageMethod::Ward,
             cut: Cut::NClusters(n_clusters),
+            micro_clusters: Scale::Auto,
+            seed: 0,
         }
     }
 
@@ -96,6 +106,23 @@ impl Agglomerative {
                     name: "distance_threshold",
                     value: t.to_string(),
                     reason: "must be a finite number >= 0".into(),
+                })
+            }
+            _ if self.micro_clusters == Scale::MicroClusters(0) => {
+                Err(ClusterError::InvalidParameter {
+                    name: "micro_clusters",
+                    value: "0".into(),
+                    reason: "must be >= 1 (or exact, or auto)".into(),
+                })
+            }
+            _ if self.linkage != LinkageMethod::Ward
+                && matches!(self.micro_clusters, Scale::MicroClusters(_)) =>
+            {
+                Err(ClusterError::InvalidParameter {
+                    name: "micro_clusters",
+                    value: self.linkage.name().into(),
+                    reason: "the scalable form is Ward's only (merge costs from sizes and centroids)"
+                        .into(),
                 })
             }
             _ => Ok(()),
@@ -126,17 +153,64 @@ impl Agglomerative {
                 });
             }
         }
-        let linkage = linkage_matrix(&x, self.linkage)?;
-        let labels = match self.cut {
-            Cut::NClusters(k) => linkage.cut_n_clusters(k)?,
-            Cut::DistanceThreshold(t) => linkage.cut_distance(t)?,
+        // The other linkages have no scalable form: always exact, and memory-checked.
+        let scale = match self.linkage {
+            LinkageMethod::Ward => self.micro_clusters,
+            _ => Scale::Exact,
         };
+        let micro = scale.resolve(
+            "agglomerative clustering",
+            n,
+            crate::memory::quadratic_bytes(n, 4.0),
+            crate::memory::available_bytes(),
+            DEFAULT_WARD_MICRO_CLUSTERS,
+            ALTERNATIVE,
+        )?;
+        let Some(m) = micro else {
+            let linkage = linkage_matrix(&x, self.linkage)?;
+            let labels = self.cut_tree(&linkage)?;
+            return Ok(Clustering {
+                linkage: Some(linkage),
+                ..Clustering::from_labels("agglomerative", labels)
+            });
+        };
+        let micro = MicroClusters::fit(x.view(), m, self.seed)?;
+        drop(x);
+        if let Cut::NClusters(k) = self.cut {
+            if k > micro.len() {
+                return Err(ClusterError::TooManyClusters {
+                    n_clusters: k,
+                    n_samples: micro.len(),
+                });
+            }
+        }
+        let linkage = weighted_ward_linkage(micro.centroids.view(), &micro.weights)?;
+        let micro_labels = self.cut_tree(&linkage)?;
+        let mut labels = micro.spread(&micro_labels.to_vec()).to_vec();
+        crate::data::relabel_first_appearance(&mut labels);
+        tracing::info!(
+            n_samples = n,
+            micro_clusters = micro.len(),
+            "Ward over micro-clusters done"
+        );
         Ok(Clustering {
             linkage: Some(linkage),
-            ..Clustering::from_labels("agglomerative", labels)
+            micro_clusters: Some(micro.len()),
+            ..Clustering::from_labels("agglomerative", labels.into())
         })
     }
+
+    fn cut_tree(&self, linkage: &Linkage) -> Result<ndarray::Array1<i64>> {
+        match self.cut {
+            Cut::NClusters(k) => linkage.cut_n_clusters(k),
+            Cut::DistanceThreshold(t) => linkage.cut_distance(t),
+        }
+    }
 }
+
+/// What the memory error of exact agglomerative clustering proposes.
+const ALTERNATIVE: &str = "--method ward:k=...,micro_clusters=10000 (Ward over k-means \
+     micro-clusters; micro_clusters=auto switches by itself), or --method minibatch:k=...";
 
 fn linkage_matrix(x: &Array2<f64>, method: LinkageMethod) -> Result<Linkage> {
     let n = x.nrows();
@@ -146,7 +220,7 @@ fn linkage_matrix(x: &Array2<f64>, method: LinkageMethod) -> Result<Linkage> {
         crate::memory::quadratic_bytes(n, 4.0),
         n,
         crate::memory::available_bytes(),
-        "--method minibatch:k=... (mini-batch k-means), or agglomerative clustering on a sample",
+        ALTERNATIVE,
     )?;
     let mut condensed = condensed_distances(x);
     let dendrogram = kodama::linkage(&mut condensed, n, method.kodama());
@@ -184,6 +258,7 @@ mod tests {
             let a = Agglomerative {
                 linkage: LinkageMethod::from_name(m).unwrap(),
                 cut: Cut::DistanceThreshold(1.2),
+                ..Agglomerative::new(1)
             };
             let r = a.fit(x.view()).unwrap();
             assert_eq!(r.labels.to_vec(), vec![0, 0, 1, 2], "{m}");

@@ -139,6 +139,7 @@ impl KMeans {
             centroids: Some(centroids),
             exemplars: None,
             linkage: None,
+            micro_clusters: None,
         })
     }
 }

@@ -40,6 +40,7 @@ pub mod metrics;
 mod minibatch;
 mod numpy_rng;
 mod result;
+pub mod scalable;
 
 pub use affinity::AffinityPropagation;
 pub use agglomerative::{Agglomerative, Cut, LinkageMethod};
@@ -55,3 +56,4 @@ pub use metrics::{
 };
 pub use minibatch::MiniBatchKMeans;
 pub use result::{Clustering, ClusteringSummary, Linkage};
+pub use scalable::{MicroClusters, Scale};

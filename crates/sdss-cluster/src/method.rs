@@ -12,6 +12,7 @@ use crate::hdbscan::Hdbscan;
 use crate::kmeans::{KMeans, KMeansInit};
 use crate::minibatch::MiniBatchKMeans;
 use crate::result::Clustering;
+use crate::scalable::Scale;
 
 /// A validated set of clustering parameters that can be fitted to a feature matrix.
 pub trait Clusterer {
@@ -68,9 +69,9 @@ pub enum ClusterMethod {
 
 const KMEANS_KEYS: &str = "k (or n_clusters), n_init, max_iter, tol, seed, init (k-means++|random)";
 const MINIBATCH_KEYS: &str = "k (or n_clusters), batch_size, max_iter, init_size, max_no_improvement, reassignment_ratio, seed";
-const AP_KEYS: &str = "damping, max_iter, convergence_iter, preference, seed";
-const AGGLO_KEYS: &str =
-    "k (or n_clusters), distance_threshold, linkage (ward|average|complete|single)";
+const AP_KEYS: &str =
+    "damping, max_iter, convergence_iter, preference, seed, micro_clusters (auto|exact|M)";
+const AGGLO_KEYS: &str = "k (or n_clusters), distance_threshold, linkage (ward|average|complete|single), micro_clusters (auto|exact|M, Ward only), seed";
 const DBSCAN_KEYS: &str = "eps, min_samples";
 const HDBSCAN_KEYS: &str =
     "min_cluster_size, min_samples, alpha, allow_single_cluster (true|false)";
@@ -107,8 +108,10 @@ impl ClusterMethod {
     /// - kmeans: `k`/`n_clusters`, `n_init`, `max_iter`, `tol`, `seed`, `init` (`k-means++`|`random`)
     /// - minibatch-kmeans (alias `minibatch`): `k`/`n_clusters`, `batch_size`, `max_iter`,
     ///   `init_size`, `max_no_improvement`, `reassignment_ratio`, `seed`
-    /// - affinity-propagation: `damping`, `max_iter`, `convergence_iter`, `preference`, `seed`
-    /// - agglomerative: `k`/`n_clusters` or `distance_threshold`, `linkage` (`ward`|`average`|`complete`|`single`)
+    /// - affinity-propagation: `damping`, `max_iter`, `convergence_iter`, `preference`, `seed`,
+    ///   `micro_clusters` (`auto`|`exact`|a number: the scalable form, see [`crate::scalable`])
+    /// - agglomerative: `k`/`n_clusters` or `distance_threshold`, `linkage` (`ward`|`average`|`complete`|`single`),
+    ///   `micro_clusters` (Ward only) and `seed` (of the micro-clusters)
     /// - dbscan, optics: `eps`, `min_samples`
     /// - hdbscan: `min_cluster_size`, `min_samples`, `alpha`, `allow_single_cluster`
     ///
@@ -187,6 +190,7 @@ impl ClusterMethod {
                         "convergence_iter" => m.convergence_iter = parse("convergence_iter", v)?,
                         "preference" => m.preference = Some(parse("preference", v)?),
                         "seed" | "random_state" => m.seed = parse("seed", v)?,
+                        "micro_clusters" => m.micro_clusters = Scale::parse(v)?,
                         other => return Err(unknown("affinity-propagation", other, AP_KEYS)),
                     }
                 }
@@ -195,6 +199,7 @@ impl ClusterMethod {
             "agglomerative" | "ward" | "hierarchical" => {
                 let mut linkage = LinkageMethod::Ward;
                 let mut cut: Option<Cut> = None;
+                let mut m = Agglomerative::new(1);
                 for (key, v) in params {
                     let v = v.as_ref();
                     match key.as_ref() {
@@ -203,12 +208,15 @@ impl ClusterMethod {
                             cut = Some(Cut::DistanceThreshold(parse("distance_threshold", v)?))
                         }
                         "linkage" | "method" => linkage = LinkageMethod::from_name(v.trim())?,
+                        "micro_clusters" => m.micro_clusters = Scale::parse(v)?,
+                        "seed" | "random_state" => m.seed = parse("seed", v)?,
                         other => return Err(unknown("agglomerative", other, AGGLO_KEYS)),
                     }
                 }
                 Self::Agglomerative(Agglomerative {
                     linkage,
                     cut: cut.ok_or_else(|| missing("n_clusters"))?,
+                    ..m
                 })
             }
             "dbscan" | "optics" => {

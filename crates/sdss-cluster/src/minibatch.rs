@@ -224,6 +224,7 @@ impl MiniBatchKMeans {
             centroids: Some(centers),
             exemplars: None,
             linkage: None,
+            micro_clusters: None,
         })
     }
 

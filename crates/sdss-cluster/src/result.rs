@@ -31,8 +31,12 @@ pub struct Clustering {
     pub centroids: Option<Array2<f64>>,
     /// Affinity propagation exemplars: sample index of each cluster's exemplar, cluster `c` at position `c`.
     pub exemplars: Option<Vec<usize>>,
-    /// Agglomerative merge tree in SciPy's format.
+    /// Agglomerative merge tree in SciPy's format. In the scalable form its leaves are the
+    /// micro-clusters, not the samples.
     pub linkage: Option<Linkage>,
+    /// `Some(m)` when the method ran in its scalable form on `m` k-means micro-clusters
+    /// (affinity propagation, Ward; see [`crate::scalable`]), `None` when it ran on every sample.
+    pub micro_clusters: Option<usize>,
 }
 
 impl Clustering {
@@ -54,6 +58,7 @@ impl Clustering {
             centroids: None,
             exemplars: None,
             linkage: None,
+            micro_clusters: None,
         }
     }
 
@@ -92,6 +97,7 @@ impl Clustering {
             converged: self.converged,
             inertia: self.inertia,
             exemplars: self.exemplars.clone(),
+            micro_clusters: self.micro_clusters,
         }
     }
 }
@@ -117,6 +123,8 @@ pub struct ClusteringSummary {
     pub inertia: Option<f64>,
     /// Affinity propagation exemplar indices.
     pub exemplars: Option<Vec<usize>>,
+    /// Micro-clusters the scalable form ran on; absent (`null`) for the exact form.
+    pub micro_clusters: Option<usize>,
 }
 
 /// A hierarchical clustering as SciPy's linkage matrix: `n - 1` rows of

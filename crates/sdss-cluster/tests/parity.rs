@@ -119,6 +119,7 @@ fn linkage_matrices_match_scipy() {
         let agg = Agglomerative {
             linkage: LinkageMethod::from_name(method).unwrap(),
             cut: Cut::NClusters(6),
+            ..Agglomerative::new(6)
         };
         let r = agg.fit(x.view()).unwrap();
         let z = r.linkage.as_ref().unwrap().matrix();
@@ -136,6 +137,21 @@ fn linkage_matrices_match_scipy() {
         let scipy = labels(&format!("fcluster_{method}_k6.npy"));
         let ari = adjusted_rand_score(r.labels.view(), scipy.view()).unwrap();
         assert_eq!(ari, 1.0, "{method}: fcluster(maxclust=6) partition differs");
+    }
+}
+
+#[test]
+fn weighted_ward_with_unit_weights_matches_scipy() {
+    // The scalable form's merge engine (nearest-neighbour chain on centroids and sizes) against
+    // SciPy `linkage(x, "ward")` on the 300-point fixture: heights to 1e-9 relative, sizes exact.
+    let x = blobs();
+    let expected = sdss_io::npy::read_matrix_f64(fixture("linkage_ward.npy")).unwrap();
+    let z = sdss_cluster::scalable::weighted_ward_linkage(x.view(), &vec![1.0; x.nrows()]).unwrap();
+    let z = z.matrix();
+    assert_eq!(z.dim(), expected.dim());
+    for (i, (row, erow)) in z.outer_iter().zip(expected.outer_iter()).enumerate() {
+        close(row[2], erow[2], 1e-9 * erow[2].max(1.0), &format!("height row {i}"));
+        assert_eq!(row[3], erow[3], "size row {i}");
     }
 }
 
