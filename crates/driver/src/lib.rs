@@ -334,6 +334,18 @@ fn cluster(args: &ClusterArgs) -> Result<()> {
         linkage.write_npy(&path)?;
         summary["linkage"] = json!(path.display().to_string());
     }
+    if let Some(assignment) = &clustering.micro_assignment {
+        let path = args.out.with_file_name(format!(
+            "{}.micro_clusters.npy",
+            args.out
+                .file_stem()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        let column: ndarray::Array1<i64> = assignment.iter().map(|&m| m as i64).collect();
+        sdss_io::npy::write_npy(&path, &column.view())?;
+        summary["micro_assignment"] = json!(path.display().to_string());
+    }
     if clustering.converged == Some(false) {
         tracing::warn!("{name} did NOT converge; the labels are not a converged result");
     }

@@ -206,6 +206,9 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         if let Some(linkage) = &clustering.linkage {
             linkage.write_npy(dir.join(format!("linkage_{slug}.npy")))?;
         }
+        if let Some(assignment) = &clustering.micro_assignment {
+            write_micro_assignment(&dir.join(format!("micro_clusters_{slug}.npy")), assignment)?;
+        }
         runs.push(MethodRun {
             slug,
             spec,
@@ -482,6 +485,13 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             "features": d,
             "skipped": galaxies.skipped.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
             "catalog": joined.as_ref().map(|j| &j.summary),
+            // Which form each method ran in: `micro_clusters` null is exact, a number the
+            // scalable form on that many k-means micro-clusters.
+            "methods": runs.iter().map(|r| (r.slug.clone(), json!({
+                "spec": r.spec.canonical_text(),
+                "n_clusters": r.clustering.n_clusters,
+                "micro_clusters": r.clustering.micro_clusters,
+            }))).collect::<BTreeMap<_, _>>(),
             "seconds": {
                 "features": features_seconds,
                 "pca": pca_seconds,
@@ -643,7 +653,22 @@ fn method_report(
 
     let dendrogram = match &c.linkage {
         Some(linkage) => {
-            let tree = dendrogram::truncate(linkage.matrix().view(), dendrogram::DEFAULT_LEVELS);
+            let mut tree =
+                dendrogram::truncate(linkage.matrix().view(), dendrogram::DEFAULT_LEVELS);
+            if let Some(assignment) = &c.micro_assignment {
+                // The scalable form's leaves are micro-clusters: show their galaxies.
+                let mut galaxies_of = vec![Vec::new(); linkage.n_samples()];
+                for (galaxy, &micro) in assignment.iter().enumerate() {
+                    galaxies_of[micro].push(galaxy);
+                }
+                for leaf in &mut tree.leaves {
+                    leaf.members = leaf
+                        .members
+                        .iter()
+                        .flat_map(|&m| galaxies_of[m].iter().copied())
+                        .collect();
+                }
+            }
             let examples = tree
                 .leaves
                 .iter()
@@ -677,6 +702,15 @@ fn method_report(
         ("clusters".to_owned(), c.n_clusters.to_string()),
         ("seconds".to_owned(), format!("{:.2}", r.seconds)),
     ];
+    if let Some(m) = c.micro_clusters {
+        facts.push((
+            "scalable form".into(),
+            format!(
+                "on {m} k-means micro-clusters (every galaxy takes its micro-cluster's label; \
+                 micro_clusters_{slug}.npy maps galaxies to them)"
+            ),
+        ));
+    }
     if noise > 0 {
         facts.push(("noise".into(), noise.to_string()));
     }
@@ -733,6 +767,13 @@ fn property_request(cfg: &RunConfig) -> Result<crate::properties::PropertyReques
 }
 
 /// The member closest to the members' mean in the reduced space: a typical galaxy of the branch.
+/// The micro-cluster of each galaxy as `int64`, for numpy (`linkage_<slug>.npy`'s leaves).
+fn write_micro_assignment(path: &Path, assignment: &[usize]) -> Result<()> {
+    let column: Array1<i64> = assignment.iter().map(|&m| m as i64).collect();
+    sdss_io::npy::write_npy(path, &column.view())?;
+    Ok(())
+}
+
 fn representative(x: ArrayView2<'_, f32>, members: &[usize]) -> usize {
     let rows = x.select(Axis(0), members);
     let Some(mean) = rows.mean_axis(Axis(0)) else {

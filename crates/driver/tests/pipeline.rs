@@ -223,6 +223,61 @@ fn existing_output_is_refused_unless_forced_and_never_mixed() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+#[test]
+fn scalable_forms_are_recorded_in_run_json_and_the_report() {
+    let work = tempfile::tempdir().unwrap();
+    let images = work.path().join("images");
+    copy_galaxies(&images, 40);
+    let out = work.path().join("out");
+    ok(
+        work.path(),
+        &[
+            "--quiet",
+            "run",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--features",
+            "pixels",
+            "--pca",
+            "8",
+            "--method",
+            "ward:k=4,micro_clusters=12",
+            "--method",
+            "affinity:damping=0.8,micro_clusters=12",
+            "--method",
+            "kmeans:k=4",
+        ],
+    );
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let methods = &run["methods"];
+    assert_eq!(methods["agglomerative"]["micro_clusters"], 12, "{methods}");
+    assert!(methods["affinity"]["micro_clusters"].as_u64().unwrap() <= 12);
+    assert!(methods["kmeans"]["micro_clusters"].is_null(), "{methods}");
+    // The tree's leaves are the micro-clusters; the map from galaxies to them is written.
+    let z = sdss_io::npy::read_matrix_f64(out.join("linkage_agglomerative.npy")).unwrap();
+    assert_eq!(z.nrows(), 11);
+    assert_eq!(z[[10, 3]], 40.0, "the last merge holds every galaxy");
+    let micro = labels(&out.join("micro_clusters_agglomerative.npy"));
+    assert_eq!(micro.len(), 40);
+    assert!(micro.iter().all(|&m| (0..12).contains(&m)));
+    let ward = labels(&out.join("labels_agglomerative.npy"));
+    for (a, b) in micro
+        .iter()
+        .zip(&ward)
+        .flat_map(|p| micro.iter().zip(&ward).map(move |q| (p, q)))
+    {
+        if a.0 == b.0 {
+            assert_eq!(a.1, b.1, "galaxies of one micro-cluster share a label");
+        }
+    }
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("scalable form"), "the report says so");
+    assert!(out.join("dendrogram_agglomerative.png").exists());
+}
+
 /// Where the report's links into the repository's documents start.
 const FEATURE_STUDY_URL: &str = "https://github.com/sdss-clustering/sdss-clustering/blob/main/";
 

@@ -90,7 +90,11 @@ impl AffinityPropagation {
             }
         }
         if self.micro_clusters == Scale::MicroClusters(0) {
-            return Err(invalid("micro_clusters", 0, "must be >= 1 (or exact, or auto)"));
+            return Err(invalid(
+                "micro_clusters",
+                0,
+                "must be >= 1 (or exact, or auto)",
+            ));
         }
         Ok(())
     }
@@ -192,6 +196,7 @@ impl AffinityPropagation {
             exemplars: Some(exemplars),
             linkage: None,
             micro_clusters: Some(m),
+            micro_assignment: Some(micro.assignment),
         })
     }
 
@@ -231,6 +236,7 @@ impl AffinityPropagation {
                 exemplars: Some(exemplars),
                 linkage: None,
                 micro_clusters: None,
+                micro_assignment: None,
             });
         }
 
@@ -258,6 +264,7 @@ impl AffinityPropagation {
             exemplars: Some(exemplars),
             linkage: None,
             micro_clusters: None,
+            micro_assignment: None,
         })
     }
 }

@@ -121,8 +121,9 @@ impl Agglomerative {
                 Err(ClusterError::InvalidParameter {
                     name: "micro_clusters",
                     value: self.linkage.name().into(),
-                    reason: "the scalable form is Ward's only (merge costs from sizes and centroids)"
-                        .into(),
+                    reason:
+                        "the scalable form is Ward's only (merge costs from sizes and centroids)"
+                            .into(),
                 })
             }
             _ => Ok(()),
@@ -196,6 +197,7 @@ impl Agglomerative {
         Ok(Clustering {
             linkage: Some(linkage),
             micro_clusters: Some(micro.len()),
+            micro_assignment: Some(micro.assignment),
             ..Clustering::from_labels("agglomerative", labels.into())
         })
     }

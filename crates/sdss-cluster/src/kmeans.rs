@@ -140,6 +140,7 @@ impl KMeans {
             exemplars: None,
             linkage: None,
             micro_clusters: None,
+            micro_assignment: None,
         })
     }
 }

@@ -225,6 +225,7 @@ impl MiniBatchKMeans {
             exemplars: None,
             linkage: None,
             micro_clusters: None,
+            micro_assignment: None,
         })
     }
 

@@ -37,6 +37,8 @@ pub struct Clustering {
     /// `Some(m)` when the method ran in its scalable form on `m` k-means micro-clusters
     /// (affinity propagation, Ward; see [`crate::scalable`]), `None` when it ran on every sample.
     pub micro_clusters: Option<usize>,
+    /// In the scalable form, the micro-cluster of each sample (the leaves of `linkage`).
+    pub micro_assignment: Option<Vec<usize>>,
 }
 
 impl Clustering {
@@ -59,6 +61,7 @@ impl Clustering {
             exemplars: None,
             linkage: None,
             micro_clusters: None,
+            micro_assignment: None,
         }
     }
 

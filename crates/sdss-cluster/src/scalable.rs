@@ -87,13 +87,7 @@ impl Scale {
         match self {
             Self::MicroClusters(m) => Ok(Some(m.min(n))),
             Self::Exact => {
-                crate::memory::check_fits(
-                    method,
-                    exact_bytes,
-                    n,
-                    available,
-                    alternative,
-                )?;
+                crate::memory::check_fits(method, exact_bytes, n, available, alternative)?;
                 Ok(None)
             }
             Self::Auto => {
@@ -346,7 +340,12 @@ mod tests {
         let exact = Agglomerative::new(2).linkage(x.view()).unwrap();
         let chain = weighted_ward_linkage(x.view(), &[1.0; 7]).unwrap();
         for (a, b) in exact.matrix().iter().zip(chain.matrix().iter()) {
-            assert!((a - b).abs() < 1e-12, "{} vs {}", exact.matrix(), chain.matrix());
+            assert!(
+                (a - b).abs() < 1e-12,
+                "{} vs {}",
+                exact.matrix(),
+                chain.matrix()
+            );
         }
     }
 
@@ -373,9 +372,16 @@ mod tests {
         assert_eq!(Scale::parse("exact").unwrap(), Scale::Exact);
         assert_eq!(Scale::parse("500").unwrap(), Scale::MicroClusters(500));
         assert!(Scale::parse("many").is_err());
-        assert_eq!(Scale::Auto.resolve("w", 100, 10, Some(100), 50, "x").unwrap(), None);
         assert_eq!(
-            Scale::Auto.resolve("w", 100, 1000, Some(100), 50, "x").unwrap(),
+            Scale::Auto
+                .resolve("w", 100, 10, Some(100), 50, "x")
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            Scale::Auto
+                .resolve("w", 100, 1000, Some(100), 50, "x")
+                .unwrap(),
             Some(50)
         );
         assert_eq!(
@@ -384,7 +390,9 @@ mod tests {
                 .unwrap(),
             Some(50)
         );
-        assert!(Scale::Exact.resolve("w", 100, 1000, Some(100), 50, "x").is_err());
+        assert!(Scale::Exact
+            .resolve("w", 100, 1000, Some(100), 50, "x")
+            .is_err());
         assert_eq!(
             Scale::MicroClusters(500)
                 .resolve("w", 100, 1, None, 50, "x")

@@ -150,7 +150,12 @@ fn weighted_ward_with_unit_weights_matches_scipy() {
     let z = z.matrix();
     assert_eq!(z.dim(), expected.dim());
     for (i, (row, erow)) in z.outer_iter().zip(expected.outer_iter()).enumerate() {
-        close(row[2], erow[2], 1e-9 * erow[2].max(1.0), &format!("height row {i}"));
+        close(
+            row[2],
+            erow[2],
+            1e-9 * erow[2].max(1.0),
+            &format!("height row {i}"),
+        );
         assert_eq!(row[3], erow[3], "size row {i}");
     }
 }

@@ -48,7 +48,10 @@ fn tables_seeds_read_and_regressions_do_not_panic() {
         tables_target(&data).unwrap_or_else(|e| panic!("seed {}: {e}", path.display()));
     }
     let regressions = files("regressions");
-    assert!(!regressions.is_empty(), "the tables regressions are committed");
+    assert!(
+        !regressions.is_empty(),
+        "the tables regressions are committed"
+    );
     for path in regressions {
         let data = std::fs::read(&path).unwrap();
         let _ = tables_target(&data);
