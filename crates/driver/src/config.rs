@@ -73,6 +73,9 @@ pub struct RunConfig {
     pub layer: Layer,
     /// PCA size.
     pub pca: PcaSize,
+    /// Fit the PCA on a seeded sample of this many galaxies (all of them when absent).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pca_fit_sample: Option<usize>,
     /// Method specs, e.g. `kmeans:k=10`.
     pub methods: Vec<String>,
     /// Seed for PCA and seeded methods.
@@ -125,6 +128,7 @@ struct PartialConfig {
     weights: Option<PathBuf>,
     layer: Option<Layer>,
     pca: Option<PcaSize>,
+    pca_fit_sample: Option<usize>,
     methods: Option<Vec<String>>,
     seed: Option<u64>,
     skip_bad: Option<bool>,
@@ -247,6 +251,10 @@ impl RunConfig {
         if max_image_pixels == 0 {
             bail!("max_image_pixels = 0 would refuse every image; give a count >= 1");
         }
+        let pca_fit_sample = args.pca_fit_sample.or(file.pca_fit_sample);
+        if pca_fit_sample.is_some_and(|m| m < 2) {
+            bail!("--pca-fit-sample must be at least 2 galaxies");
+        }
         let catalog = args.catalog.clone().or(file.catalog);
         let match_radius = args.match_radius.or(file.match_radius);
         if let Some(r) = match_radius {
@@ -280,6 +288,7 @@ impl RunConfig {
             weights,
             layer,
             pca,
+            pca_fit_sample,
             methods,
             seed: args.seed.or(file.seed).unwrap_or(0),
             skip_bad: args.skip_bad || file.skip_bad.unwrap_or(false),

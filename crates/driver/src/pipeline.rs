@@ -130,17 +130,30 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         other => other,
     };
     let spinner = progress.spinner(&format!("PCA ({pca_size})"));
-    let (pca, reduced) = sdss_pca::Pca::new(pca_size.to_n_components())
-        .random_state(cfg.seed)
+    let mut pca_model = sdss_pca::Pca::new(pca_size.to_n_components()).random_state(cfg.seed);
+    let sampled = cfg.pca_fit_sample.filter(|&m| m < n);
+    if let Some(m) = sampled {
+        tracing::info!("PCA fitted on a seeded sample of {m} of the {n} galaxies (--pca-fit-sample); every galaxy is projected");
+        pca_model = pca_model.fit_sample(m);
+    }
+    let (pca, reduced) = pca_model
         .fit_transform(features)
         .map_err(|e| anyhow::anyhow!("PCA: {e}"))?;
     spinner.finish_and_clear();
+    // After a fit on a sample, the ratios reported are those the components reach on every
+    // galaxy, not on the sample.
+    let ratios: Vec<f64> = match sampled {
+        Some(_) => pca
+            .explained_variance_ratio_on(features)
+            .map_err(|e| anyhow::anyhow!("PCA: {e}"))?
+            .to_vec(),
+        None => pca
+            .explained_variance_ratio()
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect(),
+    };
     let pca_seconds = t.elapsed().as_secs_f64();
-    let ratios: Vec<f64> = pca
-        .explained_variance_ratio()
-        .iter()
-        .map(|&v| f64::from(v))
-        .collect();
     let total: f64 = ratios.iter().sum();
     tracing::info!(
         "PCA: {} components explain {:.2}% of the variance ({} solver)",
@@ -159,6 +172,8 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             "n_components": ratios.len(),
             "requested": cfg.pca,
             "svd_solver": pca.svd_solver().as_str(),
+            // Galaxies the components were fitted on (all of them unless --pca-fit-sample).
+            "fitted_on": pca.n_samples(),
             "explained_variance_ratio": ratios,
             "total_explained_variance_ratio": total,
             "seconds": pca_seconds,

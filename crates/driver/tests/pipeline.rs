@@ -224,7 +224,7 @@ fn existing_output_is_refused_unless_forced_and_never_mixed() {
 }
 
 #[test]
-fn scalable_forms_are_recorded_in_run_json_and_the_report() {
+fn scalable_forms_and_a_sampled_pca_are_recorded_in_run_json_and_the_report() {
     let work = tempfile::tempdir().unwrap();
     let images = work.path().join("images");
     copy_galaxies(&images, 40);
@@ -242,6 +242,8 @@ fn scalable_forms_are_recorded_in_run_json_and_the_report() {
             "pixels",
             "--pca",
             "8",
+            "--pca-fit-sample",
+            "25",
             "--method",
             "ward:k=4,micro_clusters=12",
             "--method",
@@ -275,6 +277,14 @@ fn scalable_forms_are_recorded_in_run_json_and_the_report() {
     }
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("scalable form"), "the report says so");
+    // The PCA was fitted on 25 of the 40 galaxies, its ratios measured on all 40.
+    let pca: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("pca.json")).unwrap()).unwrap();
+    assert_eq!(pca["fitted_on"], 25, "{pca}");
+    let total = pca["total_explained_variance_ratio"].as_f64().unwrap();
+    assert!(total > 0.3 && total < 1.0, "{pca}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("pca_fit_sample = 25"), "{config}");
     assert!(out.join("dendrogram_agglomerative.png").exists());
 }
 

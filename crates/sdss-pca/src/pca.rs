@@ -120,6 +120,7 @@ pub struct Pca {
     n_oversamples: usize,
     iterated_power: usize,
     random_state: u64,
+    fit_sample: Option<usize>,
 }
 
 impl Pca {
@@ -133,7 +134,37 @@ impl Pca {
             n_oversamples: DEFAULT_N_OVERSAMPLES,
             iterated_power: DEFAULT_ITERATED_POWER,
             random_state: 0,
+            fit_sample: None,
         }
+    }
+
+    /// Fits on a seeded random sample of `rows` samples instead of all of them (when there are
+    /// more), as Zoobot and Stein et al. fit their PCAs at scale; `transform` and
+    /// `fit_transform` still project every sample. The sample is drawn with `random_state`.
+    /// [`FittedPca::explained_variance_ratio_on`] gives the ratios the components reach on all
+    /// the data.
+    pub fn fit_sample(mut self, rows: usize) -> Self {
+        self.fit_sample = Some(rows);
+        self
+    }
+
+    /// The rows the model is fitted on: every row, or a seeded sample of `fit_sample` of them
+    /// (sorted, so that the sample is read in order).
+    fn sample_rows(&self, n: usize) -> Option<Vec<usize>> {
+        let m = self.fit_sample?;
+        if m >= n {
+            return None;
+        }
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.random_state ^ 0x5A3D_1E5E);
+        let mut idx: Vec<usize> = (0..n).collect();
+        for i in 0..m {
+            let j = rng.random_range(i..n);
+            idx.swap(i, j);
+        }
+        idx.truncate(m);
+        idx.sort_unstable();
+        Some(idx)
     }
 
     /// Whitening: scale the projected data to unit variance per component.
@@ -184,6 +215,10 @@ impl Pca {
     /// Fits the model on `x` (n_samples x n_features); `x` is neither copied (except by the
     /// `full` solver, which needs the centred data) nor modified.
     pub fn fit<F: PcaFloat>(&self, x: ArrayView2<'_, F>) -> Result<FittedPca<F>, PcaError> {
+        if let Some(rows) = self.sample_rows(x.nrows()) {
+            let sample = x.select(Axis(0), &rows);
+            return self.fit_impl(sample.view(), false).map(|(model, _)| model);
+        }
         self.fit_impl(x, false).map(|(model, _)| model)
     }
 
@@ -193,6 +228,11 @@ impl Pca {
         &self,
         x: ArrayView2<'_, F>,
     ) -> Result<(FittedPca<F>, Array2<F>), PcaError> {
+        if self.sample_rows(x.nrows()).is_some() {
+            let model = self.fit(x)?;
+            let projected = model.transform(x)?;
+            return Ok((model, projected));
+        }
         let (model, projected) = self.fit_impl(x, true)?;
         let projected = match projected {
             Some(p) => p,
@@ -993,6 +1033,68 @@ impl<F: PcaFloat> FittedPca<F> {
             .iter()
             .map(|v| v.as_f64())
             .sum()
+    }
+
+    /// The fraction of the variance of `x` (n x n_features, n >= 2) each component holds: the
+    /// variance of `x` projected on it over the total variance of `x`, both about `x`'s own
+    /// mean. On the data the model was fitted on this is `explained_variance_ratio`; on all the
+    /// data after a fit on a sample ([`Pca::fit_sample`]) it says what the sample's components
+    /// reach on everything.
+    pub fn explained_variance_ratio_on(
+        &self,
+        x: ArrayView2<'_, F>,
+    ) -> Result<Array1<f64>, PcaError> {
+        let n = x.nrows();
+        if n < 2 {
+            return Err(PcaError::TooFewSamples { n_samples: n });
+        }
+        let mut projected = self.transform(x)?;
+        if self.whiten {
+            for mut row in projected.axis_iter_mut(Axis(0)) {
+                for (v, e) in row.iter_mut().zip(&self.explained_variance) {
+                    *v *= F::of_f64(e.as_f64().sqrt().max(F::EPSILON_F64));
+                }
+            }
+        }
+        let column_variance = |col: ArrayView1<'_, F>| -> f64 {
+            let mean = col.iter().map(|v| v.as_f64()).sum::<f64>() / n as f64;
+            col.iter().map(|v| (v.as_f64() - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        };
+        // The total variance row by row (x is row-major), about the model's mean to keep the
+        // sums of squares from cancelling: var = (Σ(x − m)² − (Σ(x − m))² / n) / (n − 1).
+        let p = x.ncols();
+        let (s1, s2) = x
+            .axis_chunks_iter(Axis(0), 256)
+            .into_par_iter()
+            .map(|rows| {
+                let (mut s1, mut s2) = (vec![0.0f64; p], vec![0.0f64; p]);
+                for row in rows.outer_iter() {
+                    for (j, (v, m)) in row.iter().zip(&self.mean).enumerate() {
+                        let d = v.as_f64() - m.as_f64();
+                        s1[j] += d;
+                        s2[j] += d * d;
+                    }
+                }
+                (s1, s2)
+            })
+            .reduce(
+                || (vec![0.0; p], vec![0.0; p]),
+                |(mut a1, mut a2), (b1, b2)| {
+                    a1.iter_mut().zip(&b1).for_each(|(a, b)| *a += b);
+                    a2.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
+                    (a1, a2)
+                },
+            );
+        let total: f64 = s1
+            .iter()
+            .zip(&s2)
+            .map(|(a, b)| (b - a * a / n as f64) / (n - 1) as f64)
+            .sum();
+        Ok(projected
+            .columns()
+            .into_iter()
+            .map(|c| column_variance(c) / total)
+            .collect())
     }
 
     /// Projects `x` (n x n_features) onto the components: `(x - mean) componentsᵀ`, divided by
