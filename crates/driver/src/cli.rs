@@ -27,6 +27,9 @@ pub enum Command {
     Run(RunArgs),
     /// Extract CNN features (or raw pixels) from images into an (N, D) .npy matrix.
     Features(FeaturesArgs),
+    /// Join the parts `features --shard I/N` wrote (checking that they cover the input exactly once)
+    /// into one (N, D) .npy matrix with its ids, as one `features` run writes.
+    Merge(MergeArgs),
     /// Fit PCA to an (N, D) matrix and write the reduced (N, k) matrix.
     Pca(PcaArgs),
     /// Cluster the rows of an (N, D) matrix and write one label per row.
@@ -207,6 +210,24 @@ pub struct FeaturesArgs {
     #[arg(long, value_name = "PIXELS", value_parser = parse_max_image_pixels,
           default_value_t = sdss_io::DEFAULT_MAX_IMAGE_PIXELS)]
     pub max_image_pixels: u64,
+    /// Output (N, D) float32 .npy; the galaxy ids go to `<stem>.ids.csv` beside it. With `--shard`,
+    /// a folder that collects the parts.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Compute only the I-th of N contiguous slices of the sorted images (I from 0), as
+    /// `part-IIIII-of-NNNNN.npy` with a `.json` sidecar in the `--out` folder; a part already there
+    /// that checks out is skipped. Inside a SLURM job array it is taken from SLURM_ARRAY_TASK_ID
+    /// and SLURM_ARRAY_TASK_COUNT. Join the parts with `merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+}
+
+/// Arguments of `merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// The folder `features --shard I/N --out DIR` wrote its parts to.
+    #[arg(value_name = "PARTS_DIR")]
+    pub parts: PathBuf,
     /// Output (N, D) float32 .npy; the galaxy ids go to `<stem>.ids.csv` beside it.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

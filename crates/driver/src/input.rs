@@ -47,6 +47,21 @@ pub struct FeatureRequest {
     pub batch_size: usize,
     /// Images with more pixels than this are refused before decoding.
     pub max_image_pixels: u64,
+    /// Only these files of the sorted folder (one shard of a job array); all when `None`.
+    pub files: Option<std::ops::Range<usize>>,
+}
+
+/// The image batches of `dir`, restricted to `files` when given.
+fn batches(
+    dir: &Path,
+    options: &LoadOptions,
+    files: Option<std::ops::Range<usize>>,
+) -> Result<sdss_io::ImageBatches> {
+    let all = sdss_io::image_batches(dir, options)?;
+    Ok(match files {
+        Some(range) => all.restrict(range),
+        None => all,
+    })
 }
 
 /// What is held in memory for the features and the report's pictures.
@@ -131,7 +146,8 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
     };
     match request.kind {
         FeatureKind::Pixels => {
-            let (stack, skipped, stack_files) = load_stack(input, &options, progress)?;
+            let (stack, skipped, stack_files) =
+                load_stack(input, &options, request.files.clone(), progress)?;
             Ok(Galaxies {
                 ids: stack.ids().to_vec(),
                 store: Store::Pixels(stack),
@@ -145,7 +161,8 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
             let tap = request.layer.tap();
             match input {
                 Input::Npy(_) => {
-                    let (stack, skipped, stack_files) = load_stack(input, &options, progress)?;
+                    let (stack, skipped, stack_files) =
+                        load_stack(input, &options, None, progress)?;
                     let bar = progress.bar(stack.len() as u64, "CNN features");
                     let batches = stack
                         .images()
@@ -165,7 +182,7 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
                 }
                 Input::Folder(dir) => {
                     // Stream: decoded images are held one batch at a time, so any folder size fits.
-                    let batches = sdss_io::image_batches(dir, &options)?;
+                    let batches = batches(dir, &options, request.files.clone())?;
                     let by_stem: HashMap<String, PathBuf> = batches
                         .files()
                         .iter()
@@ -209,12 +226,13 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
 fn load_stack(
     input: &Input,
     options: &LoadOptions,
+    files: Option<std::ops::Range<usize>>,
     progress: &Progress,
 ) -> Result<(ImageStack, Vec<BadImage>, Vec<PathBuf>)> {
     match input {
         Input::Npy(path) => Ok((sdss_io::read_image_stack_npy(path)?, Vec::new(), Vec::new())),
         Input::Folder(dir) => {
-            let batches = sdss_io::image_batches(dir, options)?;
+            let batches = batches(dir, options, files)?;
             let by_stem: HashMap<String, PathBuf> = batches
                 .files()
                 .iter()

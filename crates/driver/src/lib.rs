@@ -15,6 +15,7 @@ mod pipeline;
 mod progress;
 mod properties;
 mod report;
+mod shard;
 mod similar;
 mod tables;
 mod train;
@@ -53,6 +54,7 @@ pub fn main() -> ExitCode {
         None => run_default(progress),
         Some(Command::Run(args)) => run(&args, progress),
         Some(Command::Features(args)) => features(&args, progress),
+        Some(Command::Merge(args)) => merge(&args),
         Some(Command::Pca(args)) => pca(&args),
         Some(Command::Cluster(args)) => cluster(&args),
         Some(Command::Evaluate(args)) => evaluate(&args),
@@ -177,14 +179,19 @@ fn timestamp() -> String {
 /// ids: both are staged under hidden names first, the old ids file is removed, then the matrix and the
 /// ids are renamed into place. A kill between those renames leaves a matrix without ids (which
 /// `features` rewrites when run again), never a mismatched pair.
-fn write_features_pair(npy: &Path, ids: &Path, galaxies: &input::Galaxies) -> Result<()> {
+fn write_features_pair(
+    npy: &Path,
+    ids: &Path,
+    features: ndarray::ArrayView2<'_, f32>,
+    galaxy_ids: &[String],
+) -> Result<()> {
     let staged = |path: &Path| {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         path.with_file_name(format!(".{name}.staged-{}", std::process::id()))
     };
     let (npy_staged, ids_staged) = (staged(npy), staged(ids));
-    sdss_io::npy::write_npy(&npy_staged, &galaxies.features())?;
-    sdss_io::write_ids_csv(&ids_staged, &galaxies.ids)?;
+    sdss_io::npy::write_npy(&npy_staged, &features)?;
+    sdss_io::write_ids_csv(&ids_staged, galaxy_ids)?;
     match std::fs::remove_file(ids) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -212,22 +219,148 @@ fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
         skip_bad: args.skip_bad,
         batch_size: args.batch_size,
         max_image_pixels: args.max_image_pixels,
+        files: None,
     };
     if args.pixels {
         tracing::info!("--pixels: writing raw pixel features");
+    }
+    let shard = match &args.shard {
+        Some(text) => Some(shard::Shard::parse(text)?),
+        None => {
+            let from_env = shard::Shard::from_slurm_env(|k| std::env::var(k).ok())?;
+            if let Some(s) = from_env {
+                tracing::info!(
+                    "SLURM job array task: shard {}/{} (from SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT)",
+                    s.index,
+                    s.count
+                );
+            }
+            from_env
+        }
+    };
+    if let Some(shard) = shard {
+        return features_shard(args, &input, request, shard, progress);
     }
     let ids = sdss_io::stack::ids_path_for(&args.out);
     let _lock = output_lock::OutputLock::acquire(&args.out)?;
     output_lock::remove_leftovers(&args.out, &[".tmp-", ".staged-"])?;
     output_lock::remove_leftovers(&ids, &[".tmp-", ".staged-"])?;
     let galaxies = input::load(&input, &request, &progress)?;
-    write_features_pair(&args.out, &ids, &galaxies)?;
+    write_features_pair(&args.out, &ids, galaxies.features(), &galaxies.ids)?;
     println!(
         "{} galaxies x {} features -> {} (ids: {})",
         galaxies.len(),
         galaxies.features().ncols(),
         args.out.display(),
         ids.display()
+    );
+    Ok(())
+}
+
+/// How a part's features were made, recorded in its sidecar so that parts of different
+/// features are never merged and a finished shard is only skipped for the same request.
+fn describe_features(request: &input::FeatureRequest) -> String {
+    match request.kind {
+        FeatureKind::Pixels => "pixels".to_owned(),
+        _ => format!(
+            "cnn:{:?}:{}",
+            request.layer,
+            request.weights.as_ref().map_or_else(
+                || sdss_cnn::pretrained::NAME.to_owned(),
+                |w| w.display().to_string()
+            )
+        ),
+    }
+}
+
+/// `features --shard I/N`: the I-th slice of the sorted folder, as a part in the `--out` folder.
+fn features_shard(
+    args: &FeaturesArgs,
+    input: &input::Input,
+    mut request: input::FeatureRequest,
+    shard: shard::Shard,
+    progress: Progress,
+) -> Result<()> {
+    let input::Input::Folder(dir) = input else {
+        bail!("--shard needs --images DIR: an .npy stack is one file, shard it before");
+    };
+    let total = sdss_io::folder::list_images(dir)?.len();
+    let range = shard.range(total);
+    if range.is_empty() {
+        bail!(
+            "--shard {}/{}: {} holds {total} images, so this shard would be empty; use at most {total} shards",
+            shard.index,
+            shard.count,
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create --out {}", args.out.display()))?;
+    let (part, sidecar) = shard::part_paths(&args.out, shard);
+    // One lock per part, so that the array's tasks run side by side.
+    let _lock = output_lock::OutputLock::acquire(&part)?;
+    output_lock::remove_leftovers(&part, &[".tmp-"])?;
+    output_lock::remove_leftovers(&sidecar, &[".tmp-"])?;
+    let description = describe_features(&request);
+    if shard::is_complete(&args.out, shard, total, &description) {
+        println!(
+            "shard {}/{}: {} is complete and checks out; skipped",
+            shard.index,
+            shard.count,
+            part.display()
+        );
+        return Ok(());
+    }
+    request.files = Some(range.clone());
+    let galaxies = input::load(input, &request, &progress)?;
+    shard::write_part(
+        &args.out,
+        shard::Sidecar {
+            format: String::new(),
+            shard: shard.index,
+            shards: shard.count,
+            input: dir.clone(),
+            input_files: total,
+            start: range.start,
+            end: range.end,
+            features: description,
+            rows: 0,
+            cols: 0,
+            ids: galaxies.ids.clone(),
+            skipped: galaxies.skipped.iter().map(|b| b.to_string()).collect(),
+            sha256: String::new(),
+        },
+        galaxies.features(),
+    )?;
+    println!(
+        "shard {}/{}: files {}..{} of {total}: {} galaxies x {} features -> {}",
+        shard.index,
+        shard.count,
+        range.start,
+        range.end,
+        galaxies.len(),
+        galaxies.features().ncols(),
+        part.display()
+    );
+    Ok(())
+}
+
+/// `merge`: checks that the parts cover the input exactly once and writes them as one matrix
+/// with its ids, as one `features` run would have.
+fn merge(args: &cli::MergeArgs) -> Result<()> {
+    let (features, ids, parts) = shard::merge(&args.parts)?;
+    let ids_path = sdss_io::stack::ids_path_for(&args.out);
+    let _lock = output_lock::OutputLock::acquire(&args.out)?;
+    output_lock::remove_leftovers(&args.out, &[".tmp-", ".staged-"])?;
+    output_lock::remove_leftovers(&ids_path, &[".tmp-", ".staged-"])?;
+    write_features_pair(&args.out, &ids_path, features.view(), &ids)?;
+    println!(
+        "{} parts, {} galaxies x {} features -> {} (ids: {})",
+        parts.len(),
+        ids.len(),
+        features.ncols(),
+        args.out.display(),
+        ids_path.display()
     );
     Ok(())
 }

@@ -76,6 +76,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         skip_bad: cfg.skip_bad,
         batch_size: cfg.batch_size,
         max_image_pixels: cfg.max_image_pixels,
+        files: None,
     };
     let t = Instant::now();
     let galaxies = input::load(&input, &request, &progress)?;

@@ -355,3 +355,53 @@ fn a_killed_fetch_leaves_only_whole_images_and_the_rerun_matches() {
         assert_eq!(std::fs::read(a).unwrap(), std::fs::read(&b).unwrap());
     }
 }
+
+#[test]
+fn a_shard_killed_before_its_sidecar_leaves_no_part_that_merge_would_take() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let images = w.join("images");
+    copy_galaxies(&images, 8);
+    let parts = w.join("parts");
+    let args = |i: &'static str| {
+        vec![
+            "features".to_owned(),
+            "--pixels".into(),
+            "--images".into(),
+            images.to_str().unwrap().into(),
+            "--out".into(),
+            parts.to_str().unwrap().into(),
+            "--shard".into(),
+            i.into(),
+        ]
+    };
+    ok(w, &as_str(&args("0/2")));
+    kill_at(w, &as_str(&args("1/2")), "features:part-written");
+    assert!(
+        !parts.join("part-00001-of-00002.json").exists(),
+        "no sidecar for a killed shard"
+    );
+    let err = fails(
+        w,
+        &[
+            "merge",
+            parts.to_str().unwrap(),
+            "--out",
+            w.join("m.npy").to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("missing"), "{err}");
+    // The rerun redoes the killed shard (its part has no sidecar) and the set is whole.
+    let again = ok(w, &as_str(&args("1/2")));
+    assert!(!again.contains("skipped"), "{again}");
+    ok(
+        w,
+        &[
+            "merge",
+            parts.to_str().unwrap(),
+            "--out",
+            w.join("m.npy").to_str().unwrap(),
+        ],
+    );
+    assert!(leftovers(&parts).is_empty(), "{:?}", leftovers(&parts));
+}

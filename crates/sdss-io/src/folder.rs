@@ -159,6 +159,16 @@ impl ImageBatches {
         &self.files
     }
 
+    /// Keeps only the files `range` of the sorted list (one shard of a job array), so that the
+    /// batches cover `files()[range]`. A range past the end is clipped.
+    pub fn restrict(mut self, range: std::ops::Range<usize>) -> Self {
+        let end = range.end.min(self.files.len());
+        let start = range.start.min(end);
+        self.files = self.files[start..end].to_vec();
+        self.next = 0;
+        self
+    }
+
     /// Number of image files in the folder (bad ones included).
     pub fn file_count(&self) -> usize {
         self.files.len()
