@@ -111,6 +111,11 @@ pub struct RunArgs {
     /// trained self-supervised on 6,437 SDSS galaxies; pixels for the raw-pixel baseline).
     #[arg(long, value_enum)]
     pub features: Option<FeatureKind>,
+    /// Cluster features computed before instead of computing them: a `features` or `merge` output
+    /// (.npy with its .ids.csv beside it) or the folder of parts `features --shard I/N` wrote.
+    /// `--images` still gives the galaxies' pictures, matched by id.
+    #[arg(long, value_name = "FILE|PARTS_DIR")]
+    pub features_from: Option<PathBuf>,
     /// CNN weights (.safetensors from `cargo xtask fetch-weights` or `train`); default: the shipped
     /// encoder.
     #[arg(long, value_name = "FILE")]

@@ -66,6 +66,10 @@ pub struct RunConfig {
     pub npy: Option<PathBuf>,
     /// Features to cluster on.
     pub features: FeatureKind,
+    /// Read the features from a `features`/`merge` output or a folder of shard parts instead of
+    /// computing them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub features_from: Option<PathBuf>,
     /// Converted CNN weights, for `features = "cnn"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weights: Option<PathBuf>,
@@ -125,6 +129,7 @@ struct PartialConfig {
     images: Option<PathBuf>,
     npy: Option<PathBuf>,
     features: Option<FeatureKind>,
+    features_from: Option<PathBuf>,
     weights: Option<PathBuf>,
     layer: Option<Layer>,
     pca: Option<PcaSize>,
@@ -285,6 +290,7 @@ impl RunConfig {
             images,
             npy,
             features,
+            features_from: args.features_from.clone().or(file.features_from),
             weights,
             layer,
             pca,
@@ -350,6 +356,7 @@ impl PartialConfig {
         let fix = |p: Option<PathBuf>| p.map(|p| if p.is_absolute() { p } else { base.join(p) });
         self.images = fix(self.images);
         self.npy = fix(self.npy);
+        self.features_from = fix(self.features_from);
         self.weights = fix(self.weights);
         self.truth = fix(self.truth);
         self.out = fix(self.out);

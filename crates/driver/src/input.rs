@@ -222,6 +222,54 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
     }
 }
 
+/// Galaxies whose features were computed before: `from` is a `features` or `merge` output
+/// (`.npy` with its `.ids.csv`) or the folder of parts `features --shard` wrote (checked and
+/// joined in memory). The images folder gives each galaxy's picture, matched by id.
+pub fn load_precomputed(from: &Path, input: &Input, max_image_pixels: u64) -> Result<Galaxies> {
+    let Input::Folder(dir) = input else {
+        bail!("--features-from needs --images DIR for the galaxies' pictures");
+    };
+    let (features, ids) = if from.is_dir() {
+        let (features, ids, _) = crate::shard::merge(from)?;
+        (features, ids)
+    } else {
+        let features = sdss_io::npy::read_matrix_f32(from)?;
+        let ids = sdss_io::read_ids_csv(sdss_io::stack::ids_path_for(from))?;
+        if ids.len() != features.nrows() {
+            bail!(
+                "{}: {} rows, but its ids file has {} ids",
+                from.display(),
+                features.nrows(),
+                ids.len()
+            );
+        }
+        (features, ids)
+    };
+    let by_stem: HashMap<String, PathBuf> = sdss_io::folder::list_images(dir)?
+        .into_iter()
+        .map(|p| (sdss_io::folder::galaxy_id(&p), p))
+        .collect();
+    let files = ids
+        .iter()
+        .map(|id| {
+            by_stem.get(id).cloned().with_context(|| {
+                format!(
+                    "--features-from {}: galaxy `{id}` has no image in {}",
+                    from.display(),
+                    dir.display()
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Galaxies {
+        ids,
+        store: Store::CnnWithFiles(features, files),
+        skipped: Vec::new(),
+        max_image_pixels,
+        stack_files: Vec::new(),
+    })
+}
+
 /// Reads the whole input as one stack, with each galaxy's file when it came from a folder.
 fn load_stack(
     input: &Input,

@@ -51,7 +51,8 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     cfg.truth = absolute(cfg.truth.take(), "--truth")?;
     cfg.catalog = absolute(cfg.catalog.take(), "--catalog")?;
     cfg.positions = absolute(cfg.positions.take(), "--positions")?;
-    if cfg.features == FeatureKind::Cnn {
+    cfg.features_from = absolute(cfg.features_from.take(), "--features-from")?;
+    if cfg.features == FeatureKind::Cnn && cfg.features_from.is_none() {
         cfg.weights = absolute(cfg.weights.take(), "--weights").with_context(|| {
             "CNN weights not found; make them with `cargo xtask fetch-weights <KERAS_FILE|URL>`"
         })?;
@@ -79,7 +80,16 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         files: None,
     };
     let t = Instant::now();
-    let galaxies = input::load(&input, &request, &progress)?;
+    let galaxies = match &cfg.features_from {
+        Some(from) => {
+            tracing::info!(
+                "features: read from {} (not computed; --images gives the thumbnails)",
+                from.display()
+            );
+            input::load_precomputed(from, &input, cfg.max_image_pixels)?
+        }
+        None => input::load(&input, &request, &progress)?,
+    };
     let features_seconds = t.elapsed().as_secs_f64();
     let features = galaxies.features();
     let (n, d) = features.dim();
@@ -415,9 +425,10 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         ),
         (
             "features".to_owned(),
-            match cfg.features {
-                FeatureKind::Pixels => format!("raw pixels ({d} values)"),
-                FeatureKind::Cnn => format!("CNN layer {:?} ({d} values)", cfg.layer),
+            match (&cfg.features_from, cfg.features) {
+                (Some(from), _) => format!("read from {} ({d} values)", from.display()),
+                (None, FeatureKind::Pixels) => format!("raw pixels ({d} values)"),
+                (None, FeatureKind::Cnn) => format!("CNN layer {:?} ({d} values)", cfg.layer),
             },
         ),
         (
@@ -430,7 +441,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             ),
         ),
     ];
-    if cfg.features == FeatureKind::Cnn {
+    if cfg.features == FeatureKind::Cnn && cfg.features_from.is_none() {
         let (network, ours) = input::describe_weights(cfg.weights.as_deref());
         facts.push(("network".to_owned(), network));
         if ours {

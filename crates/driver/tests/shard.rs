@@ -165,3 +165,54 @@ fn slurm_array_variables_pick_the_shard_and_merge_names_what_is_missing() {
     );
     assert!(text.contains("empty"), "{text}");
 }
+
+#[test]
+fn run_reads_the_parts_in_place_and_clusters_as_if_it_had_computed_them() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let images = w.join("images");
+    copy_galaxies(&images, 20);
+    let parts = w.join("parts");
+    for i in ["0/2", "1/2"] {
+        features(w, &images, &parts, &["--pixels", "--shard", i]);
+    }
+    let run = |out: &str, extra: &[&str]| {
+        let out = w.join(out);
+        let mut args = vec![
+            "--quiet",
+            "run",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--pca",
+            "5",
+            "--method",
+            "kmeans:k=3",
+            "--method",
+            "ward:k=3",
+        ];
+        args.extend_from_slice(extra);
+        ok(w, &args);
+        out
+    };
+    let direct = run("direct", &["--features", "pixels"]);
+    let from_parts = run("from-parts", &["--features-from", parts.to_str().unwrap()]);
+    for file in [
+        "features.npy",
+        "ids.csv",
+        "labels_kmeans.npy",
+        "labels_agglomerative.npy",
+    ] {
+        assert_eq!(
+            std::fs::read(direct.join(file)).unwrap(),
+            std::fs::read(from_parts.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let html = std::fs::read_to_string(from_parts.join("index.html")).unwrap();
+    assert!(
+        html.contains("read from"),
+        "the report says where the features came from"
+    );
+}
