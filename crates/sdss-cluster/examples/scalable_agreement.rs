@@ -7,6 +7,8 @@
 //!     ../shared/data/sdss-cnn-features/CNN-128_PCA-20_features.npy 1000,2000,5000
 //! # 50,000 galaxies: each real one copied with Gaussian jitter of 0.05 of each feature's spread
 //! cargo run --release -p sdss-cluster --example scalable_agreement -- FEATURES.npy 5000,10000 50000
+//! # HDBSCAN's time alone at that size
+//! HDBSCAN_ONLY=1 cargo run --release -p sdss-cluster --example scalable_agreement -- FEATURES.npy 0 50000
 //! ```
 
 use std::time::Instant;
@@ -28,19 +30,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
-    let base = sdss_io::npy::read_matrix_f64(path)?;
-    let x = match args.get(2) {
-        Some(n) => jittered(&base, n.parse()?, 0.05, 7),
-        None => base,
+    // `blobs:N:K`: N points around K known centres in 20-d, so agreement with the truth can be
+    // scored too; Ward is then cut at K.
+    let (x, truth, ward_k) = if let Some(spec) = path.strip_prefix("blobs:") {
+        let (n, k) = spec.split_once(':').ok_or("blobs:N:K")?;
+        let (x, truth) = blobs(n.parse()?, k.parse()?, 20, 5);
+        let k = k.parse()?;
+        (x, Some(truth), k)
+    } else {
+        let base = sdss_io::npy::read_matrix_f64(path)?;
+        let x = match args.get(2) {
+            Some(n) => jittered(&base, n.parse()?, 0.05, 7),
+            None => base,
+        };
+        (x, None, 32)
     };
     println!("n = {}, d = {}", x.nrows(), x.ncols());
+    if std::env::var_os("HDBSCAN_ONLY").is_some() {
+        // HDBSCAN's cost against n (its time grows as n², its memory as n).
+        let t = Instant::now();
+        let r = sdss_cluster::Hdbscan {
+            max_samples: usize::MAX,
+            ..Default::default()
+        }
+        .fit(x.view())?;
+        println!(
+            "HDBSCAN min_cluster_size 5: {} clusters, {} noise in {:.2} s",
+            r.n_clusters,
+            r.n_noise(),
+            t.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let timed = |what: &str, f: &dyn Fn() -> sdss_cluster::Result<Clustering>| {
         let t = Instant::now();
         let r = f();
         let secs = t.elapsed().as_secs_f64();
-        match &r {
-            Ok(c) => println!("{what}: {} clusters in {secs:.2} s", c.n_clusters),
-            Err(e) => println!("{what}: {e}"),
+        match (&r, &truth) {
+            (Ok(c), Some(truth)) => println!(
+                "{what}: {} clusters in {secs:.2} s, ARI vs the known groups {:.3}",
+                c.n_clusters,
+                adjusted_rand_score(c.labels.view(), truth.view()).unwrap_or(f64::NAN)
+            ),
+            (Ok(c), None) => println!("{what}: {} clusters in {secs:.2} s", c.n_clusters),
+            (Err(e), _) => println!("{what}: {e}"),
         }
         r.ok().map(|c| (c, secs))
     };
@@ -51,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let ward = |scale| Agglomerative {
         micro_clusters: scale,
-        ..Agglomerative::new(32)
+        ..Agglomerative::new(ward_k)
     };
     let exact_ap = timed("affinity propagation, exact", &|| {
         ap(Scale::Exact).fit(x.view())
@@ -100,6 +133,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// `n` points in `d` dimensions around `k` seeded centres (spread 1, centres drawn with spread
+/// `separation`), with the centre of each as its known group.
+fn blobs(
+    n: usize,
+    k: usize,
+    d: usize,
+    separation: u64,
+) -> (Array2<f64>, ndarray::Array1<i64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let centres = Array2::from_shape_fn((k, d), |_| separation as f64 * normal(&mut rng));
+    let truth: ndarray::Array1<i64> = (0..n).map(|i| (i % k) as i64).collect();
+    let x = Array2::from_shape_fn((n, d), |(i, j)| centres[[i % k, j]] + normal(&mut rng));
+    (x, truth)
 }
 
 /// `x` plus seeded Gaussian noise of `scale` times each column's standard deviation.

@@ -100,6 +100,18 @@ pub enum ClusterError {
         /// The scalable alternative, in the driver's words.
         alternative: &'static str,
     },
+    /// More samples than a method's time limit allows (its time grows as n²); checked first.
+    #[error("{method} on {n_samples} samples would run for hours (its time grows with n²; the limit is {limit} samples, `max_samples=` raises it); use {alternative} instead, or run it on a sample")]
+    TooManySamples {
+        /// The method.
+        method: &'static str,
+        /// Number of samples.
+        n_samples: usize,
+        /// The limit.
+        limit: usize,
+        /// What scales, in the driver's words.
+        alternative: &'static str,
+    },
     /// Writing an output (e.g. a linkage matrix `.npy`) failed.
     #[error(transparent)]
     Io(#[from] sdss_io::IoError),

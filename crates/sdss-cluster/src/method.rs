@@ -74,7 +74,7 @@ const AP_KEYS: &str =
 const AGGLO_KEYS: &str = "k (or n_clusters), distance_threshold, linkage (ward|average|complete|single), micro_clusters (auto|exact|M, Ward only), seed";
 const DBSCAN_KEYS: &str = "eps, min_samples";
 const HDBSCAN_KEYS: &str =
-    "min_cluster_size, min_samples, alpha, allow_single_cluster (true|false)";
+    "min_cluster_size, min_samples, alpha, allow_single_cluster (true|false), max_samples";
 
 fn parse<V: std::str::FromStr>(name: &'static str, value: &str) -> Result<V> {
     value
@@ -253,6 +253,7 @@ impl ClusterMethod {
                         "allow_single_cluster" => {
                             m.allow_single_cluster = parse("allow_single_cluster", v)?
                         }
+                        "max_samples" => m.max_samples = parse("max_samples", v)?,
                         other => return Err(unknown("hdbscan", other, HDBSCAN_KEYS)),
                     }
                 }
