@@ -258,7 +258,7 @@ pub(crate) fn kmeans_plusplus(
 }
 
 /// `k` distinct samples chosen uniformly (partial Fisher-Yates).
-fn random_init(x: &Array2<f64>, k: usize, rng: &mut ChaCha8Rng) -> Array2<f64> {
+pub(crate) fn random_init(x: &Array2<f64>, k: usize, rng: &mut ChaCha8Rng) -> Array2<f64> {
     let n = x.nrows();
     let mut idx: Vec<usize> = (0..n).collect();
     for i in 0..k {

@@ -68,7 +68,7 @@ pub enum ClusterMethod {
 }
 
 const KMEANS_KEYS: &str = "k (or n_clusters), n_init, max_iter, tol, seed, init (k-means++|random)";
-const MINIBATCH_KEYS: &str = "k (or n_clusters), batch_size, max_iter, init_size, max_no_improvement, reassignment_ratio, seed";
+const MINIBATCH_KEYS: &str = "k (or n_clusters), batch_size, max_iter, init_size, max_no_improvement, reassignment_ratio, seed, init (k-means++|random)";
 const AP_KEYS: &str =
     "damping, max_iter, convergence_iter, preference, seed, micro_clusters (auto|exact|M)";
 const AGGLO_KEYS: &str = "k (or n_clusters), distance_threshold, linkage (ward|average|complete|single), micro_clusters (auto|exact|M, Ward only), seed";
@@ -138,19 +138,7 @@ impl ClusterMethod {
                         "max_iter" => m.max_iter = parse("max_iter", v)?,
                         "tol" => m.tol = parse("tol", v)?,
                         "seed" | "random_state" => m.seed = parse("seed", v)?,
-                        "init" => {
-                            m.init = match v {
-                                "k-means++" | "kmeans++" => KMeansInit::KMeansPlusPlus,
-                                "random" => KMeansInit::Random,
-                                other => {
-                                    return Err(ClusterError::InvalidParameter {
-                                        name: "init",
-                                        value: other.into(),
-                                        reason: "must be k-means++ or random".into(),
-                                    })
-                                }
-                            }
-                        }
+                        "init" => m.init = parse_init(v)?,
                         other => return Err(unknown("kmeans", other, KMEANS_KEYS)),
                     }
                 }
@@ -174,6 +162,7 @@ impl ClusterMethod {
                             m.reassignment_ratio = parse("reassignment_ratio", v)?
                         }
                         "seed" | "random_state" => m.seed = parse("seed", v)?,
+                        "init" => m.init = parse_init(v)?,
                         other => return Err(unknown("minibatch-kmeans", other, MINIBATCH_KEYS)),
                     }
                 }
@@ -322,6 +311,18 @@ impl ClusterMethod {
     /// Clusters the rows of `x` (same as [`Clusterer::fit`], callable without importing the trait).
     pub fn fit<T: Element>(&self, x: ArrayView2<'_, T>) -> Result<Clustering> {
         Clusterer::fit(self, x)
+    }
+}
+
+fn parse_init(v: &str) -> Result<KMeansInit> {
+    match v {
+        "k-means++" | "kmeans++" => Ok(KMeansInit::KMeansPlusPlus),
+        "random" => Ok(KMeansInit::Random),
+        other => Err(ClusterError::InvalidParameter {
+            name: "init",
+            value: other.into(),
+            reason: "must be k-means++ or random".into(),
+        }),
     }
 }
 

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::data::{checked_f64, Element};
 use crate::error::{ClusterError, Result};
-use crate::kmeans::{invalid, kmeans_plusplus, nearest_two, CentersT};
+use crate::kmeans::{invalid, kmeans_plusplus, nearest_two, random_init, CentersT, KMeansInit};
 use crate::result::Clustering;
 
 /// Mini-batch k-means parameters. Build with [`MiniBatchKMeans::new`] and adjust the fields.
@@ -43,6 +43,9 @@ pub struct MiniBatchKMeans {
     pub reassignment_ratio: f64,
     /// Seed; the same seed gives the same result on any thread count.
     pub seed: u64,
+    /// k-means++ (default, scikit-learn's) or `k` distinct random samples of the init sample
+    /// (scikit-learn's `init="random"`; much cheaper for thousands of centres).
+    pub init: KMeansInit,
 }
 
 impl MiniBatchKMeans {
@@ -56,6 +59,7 @@ impl MiniBatchKMeans {
             max_no_improvement: 10,
             reassignment_ratio: 0.01,
             seed: 0,
+            init: KMeansInit::KMeansPlusPlus,
         }
     }
 
@@ -116,8 +120,13 @@ impl MiniBatchKMeans {
         let init_size = self.init_size.unwrap_or(3 * batch).max(3 * k).min(n).max(k);
         let init_idx: Vec<usize> = (0..init_size).map(|_| rng.random_range(0..n)).collect();
         let sample = x.select(Axis(0), &init_idx);
-        let norms: Vec<f64> = sample.outer_iter().map(|r| r.dot(&r)).collect();
-        let mut centers = kmeans_plusplus(&sample, &norms, k, &mut rng);
+        let mut centers = match self.init {
+            KMeansInit::KMeansPlusPlus => {
+                let norms: Vec<f64> = sample.outer_iter().map(|r| r.dot(&r)).collect();
+                kmeans_plusplus(&sample, &norms, k, &mut rng)
+            }
+            KMeansInit::Random => random_init(&sample, k, &mut rng),
+        };
 
         let mut weight_sums = vec![0.0f64; k];
         let n_steps = (self.max_iter * n).div_ceil(batch);

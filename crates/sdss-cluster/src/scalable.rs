@@ -143,9 +143,11 @@ impl MicroClusters {
             });
         }
         let mut km = MiniBatchKMeans::new(m);
-        // Batches at least as large as the number of centres, so that each step moves most of
-        // them (scikit-learn's advice for large k); capped to keep a step cheap.
-        km.batch_size = (2 * m).clamp(1024, 16_384);
+        // Random initial centres: k-means++ costs O(init_size · m · log m · d), a minute for
+        // 10,000 centres, and a summary does not need well-spread seeds. Batches of 4096 keep a
+        // step cheap; the final assignment of every sample is one O(n m d) pass.
+        km.init = crate::kmeans::KMeansInit::Random;
+        km.batch_size = 4096;
         km.seed = seed;
         let fitted = km.fit(x)?;
         let Some(centres) = fitted.centroids else {
