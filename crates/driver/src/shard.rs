@@ -346,11 +346,11 @@ mod tests {
 
     #[test]
     fn slurm_task_ids_are_counted_from_the_array_minimum() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
+        fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
             move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string())
-        };
+        }
         assert_eq!(Shard::from_slurm_env(env(&[])).unwrap(), None);
-        let one_based = [
+        let one_based: [(&str, &str); 3] = [
             ("SLURM_ARRAY_TASK_ID", "4"),
             ("SLURM_ARRAY_TASK_COUNT", "10"),
             ("SLURM_ARRAY_TASK_MIN", "1"),
@@ -362,7 +362,7 @@ mod tests {
                 count: 10
             })
         );
-        let outside = [
+        let outside: [(&str, &str); 2] = [
             ("SLURM_ARRAY_TASK_ID", "12"),
             ("SLURM_ARRAY_TASK_COUNT", "10"),
         ];

@@ -137,12 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// `n` points in `d` dimensions around `k` seeded centres (spread 1, centres drawn with spread
 /// `separation`), with the centre of each as its known group.
-fn blobs(
-    n: usize,
-    k: usize,
-    d: usize,
-    separation: u64,
-) -> (Array2<f64>, ndarray::Array1<i64>) {
+fn blobs(n: usize, k: usize, d: usize, separation: u64) -> (Array2<f64>, ndarray::Array1<i64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let centres = Array2::from_shape_fn((k, d), |_| separation as f64 * normal(&mut rng));
     let truth: ndarray::Array1<i64> = (0..n).map(|i| (i % k) as i64).collect();

@@ -128,6 +128,7 @@ impl AffinityPropagation {
             crate::memory::quadratic_bytes(n, 4.0),
             crate::memory::available_bytes(),
             DEFAULT_AP_MICRO_CLUSTERS,
+            4.0,
             "micro_clusters=auto or a number (affinity propagation on k-means micro-clusters), \
              e.g. --method ap:damping=0.8,micro_clusters=5000; or --method minibatch:k=...",
         )? {

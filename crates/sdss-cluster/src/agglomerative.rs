@@ -165,6 +165,7 @@ impl Agglomerative {
             crate::memory::quadratic_bytes(n, 4.0),
             crate::memory::available_bytes(),
             DEFAULT_WARD_MICRO_CLUSTERS,
+            0.0,
             ALTERNATIVE,
         )?;
         let Some(m) = micro else {

@@ -82,6 +82,7 @@ impl Scale {
         exact_bytes: u64,
         available: Option<u64>,
         default_m: usize,
+        micro_bytes_per_pair: f64,
         alternative: &'static str,
     ) -> Result<Option<usize>> {
         match self {
@@ -95,7 +96,13 @@ impl Scale {
                 if n <= EXACT_MAX_SAMPLES && fits {
                     return Ok(None);
                 }
-                let m = default_m.min(n);
+                // At most half the samples (a summary must summarise), and for a method that is
+                // quadratic in the micro-clusters, few enough to fit in half the memory there is.
+                let mut m = default_m.min(n.div_ceil(2)).max(1);
+                if let (Some(avail), true) = (available, micro_bytes_per_pair > 0.0) {
+                    let fit = ((avail as f64 / 2.0) / micro_bytes_per_pair).sqrt() as usize;
+                    m = m.min(fit.max(1));
+                }
                 tracing::info!(
                     method,
                     n_samples = n,
@@ -376,28 +383,28 @@ mod tests {
         assert!(Scale::parse("many").is_err());
         assert_eq!(
             Scale::Auto
-                .resolve("w", 100, 10, Some(100), 50, "x")
+                .resolve("w", 100, 10, Some(100), 50, 0.0, "x")
                 .unwrap(),
             None
         );
         assert_eq!(
             Scale::Auto
-                .resolve("w", 100, 1000, Some(100), 50, "x")
+                .resolve("w", 100, 1000, Some(100), 50, 0.0, "x")
                 .unwrap(),
             Some(50)
         );
         assert_eq!(
             Scale::Auto
-                .resolve("w", EXACT_MAX_SAMPLES + 1, 1, None, 50, "x")
+                .resolve("w", EXACT_MAX_SAMPLES + 1, 1, None, 50, 0.0, "x")
                 .unwrap(),
             Some(50)
         );
         assert!(Scale::Exact
-            .resolve("w", 100, 1000, Some(100), 50, "x")
+            .resolve("w", 100, 1000, Some(100), 50, 0.0, "x")
             .is_err());
         assert_eq!(
             Scale::MicroClusters(500)
-                .resolve("w", 100, 1, None, 50, "x")
+                .resolve("w", 100, 1, None, 50, 0.0, "x")
                 .unwrap(),
             Some(100)
         );
