@@ -157,9 +157,10 @@ impl MicroClusters {
         km.batch_size = 4096;
         km.seed = seed;
         let fitted = km.fit(x)?;
-        let Some(centres) = fitted.centroids else {
-            unreachable!("mini-batch k-means always returns centroids")
-        };
+        // Mini-batch k-means always returns its centroids; the fallback is never taken.
+        let centres = fitted
+            .centroids
+            .unwrap_or_else(|| Array2::zeros((m, x.ncols())));
         let mut counts = vec![0usize; m];
         for &l in &fitted.labels {
             counts[l as usize] += 1;
@@ -231,6 +232,16 @@ pub fn weighted_ward_linkage(centroids: ArrayView2<'_, f64>, weights: &[f64]) ->
             found: weights.len(),
             expected: m,
         });
+    }
+    if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+        return Err(ClusterError::InvalidParameter {
+            name: "weights",
+            value: w.to_string(),
+            reason: "every micro-cluster weight must be a positive number".into(),
+        });
+    }
+    if let Some(((row, col), &value)) = centroids.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(ClusterError::NonFinite { row, col, value });
     }
     let mut cent: Vec<f64> = centroids.iter().copied().collect();
     let mut size: Vec<f64> = weights.to_vec();
@@ -369,6 +380,8 @@ mod tests {
         let e = exact.matrix();
         let w = weighted.matrix();
         assert_eq!(e[[0, 2]], 0.0);
+        assert!(weighted_ward_linkage(merged.view(), &[2.0, 0.0, 1.0]).is_err());
+        assert!(weighted_ward_linkage(merged.view(), &[2.0, 1.0]).is_err());
         for r in 0..2 {
             assert!((e[[r + 1, 2]] - w[[r, 2]]).abs() < 1e-12, "{e} vs {w}");
             assert_eq!(e[[r + 1, 3]], w[[r, 3]]);

@@ -48,7 +48,9 @@ fn quadratic_methods_refuse_what_does_not_fit_and_name_the_alternative() {
     );
     let ward = Agglomerative::new(5).fit(x.view()).unwrap();
     // At most half the samples; the data hold only 101 distinct points, so empty centres drop.
-    let m = ward.micro_clusters.expect("Ward switched to micro-clusters");
+    let m = ward
+        .micro_clusters
+        .expect("Ward switched to micro-clusters");
     assert!((5..=1000).contains(&m), "{m}");
     assert_eq!(ward.n_clusters, 5);
     // Linear-memory methods are not affected.
