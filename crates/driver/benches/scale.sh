@@ -25,7 +25,7 @@ stage() { # name command...: prints "name seconds peak-MiB"
     printf '%s %s s %d MiB\n' "$name" "$1" $(($2 / 1024))
 }
 ari() {
-    "$py" -c "import numpy as np, sys; from sklearn.metrics import adjusted_rand_score as a; print(f'  ARI vs known groups {a(np.load(sys.argv[1]), np.load(sys.argv[2])):.3f}')" "$work/truth.npy" "$1"
+    "$py" -c "import numpy as np, sys; from sklearn.metrics import adjusted_rand_score as a; l = np.load(sys.argv[2]); print(f'  {len(np.unique(l[l >= 0]))} clusters, ARI vs known groups {a(np.load(sys.argv[1]), l):.3f}')" "$work/truth.npy" "$1"
 }
 for n in "$@"; do
     echo "== N = $n"
