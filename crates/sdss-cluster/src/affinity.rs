@@ -28,7 +28,7 @@ use crate::data::{checked_f64, row_sq_norms, Element};
 use crate::error::{ClusterError, Result};
 use crate::numpy_rng::LegacyRandomState;
 use crate::result::Clustering;
-use crate::scalable::{MicroClusters, Scale, DEFAULT_AP_MICRO_CLUSTERS};
+use crate::scalable::{MicroClusters, ScalableForm, Scale, DEFAULT_AP_MICRO_CLUSTERS};
 
 /// Affinity propagation parameters. Build with [`AffinityPropagation::new`] (scikit-learn's defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -123,14 +123,17 @@ impl AffinityPropagation {
         let n = x.nrows();
         // The f32 similarity matrix (4 n² bytes) dominates; the sparse messages are O(n).
         match self.micro_clusters.resolve(
-            "affinity propagation",
+            &ScalableForm {
+                method: "affinity propagation",
+                default_m: DEFAULT_AP_MICRO_CLUSTERS,
+                micro_bytes_per_pair: 4.0,
+                alternative: "micro_clusters=auto or a number (affinity propagation on k-means \
+                              micro-clusters), e.g. --method ap:damping=0.8,micro_clusters=5000; \
+                              or --method minibatch:k=...",
+            },
             n,
             crate::memory::quadratic_bytes(n, 4.0),
             crate::memory::available_bytes(),
-            DEFAULT_AP_MICRO_CLUSTERS,
-            4.0,
-            "micro_clusters=auto or a number (affinity propagation on k-means micro-clusters), \
-             e.g. --method ap:damping=0.8,micro_clusters=5000; or --method minibatch:k=...",
         )? {
             None => self.fit_exact(x),
             Some(m) => self.fit_micro(&x, m),

@@ -5,7 +5,9 @@ use ndarray::{Array2, ArrayView2};
 use crate::data::{checked_f64, condensed_distances, Element};
 use crate::error::{ClusterError, Result};
 use crate::result::{Clustering, Linkage};
-use crate::scalable::{weighted_ward_linkage, MicroClusters, Scale, DEFAULT_WARD_MICRO_CLUSTERS};
+use crate::scalable::{
+    weighted_ward_linkage, MicroClusters, ScalableForm, Scale, DEFAULT_WARD_MICRO_CLUSTERS,
+};
 
 /// How the distance between two clusters is defined (SciPy's `method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,13 +162,15 @@ impl Agglomerative {
             _ => Scale::Exact,
         };
         let micro = scale.resolve(
-            "agglomerative clustering",
+            &ScalableForm {
+                method: "agglomerative clustering",
+                default_m: DEFAULT_WARD_MICRO_CLUSTERS,
+                micro_bytes_per_pair: 0.0,
+                alternative: ALTERNATIVE,
+            },
             n,
             crate::memory::quadratic_bytes(n, 4.0),
             crate::memory::available_bytes(),
-            DEFAULT_WARD_MICRO_CLUSTERS,
-            0.0,
-            ALTERNATIVE,
         )?;
         let Some(m) = micro else {
             let linkage = linkage_matrix(&x, self.linkage)?;

@@ -77,14 +77,17 @@ impl Scale {
     /// automatic switch is announced in the log.
     pub(crate) fn resolve(
         self,
-        method: &'static str,
+        form: &ScalableForm,
         n: usize,
         exact_bytes: u64,
         available: Option<u64>,
-        default_m: usize,
-        micro_bytes_per_pair: f64,
-        alternative: &'static str,
     ) -> Result<Option<usize>> {
+        let ScalableForm {
+            method,
+            default_m,
+            micro_bytes_per_pair,
+            alternative,
+        } = *form;
         match self {
             Self::MicroClusters(m) => Ok(Some(m.min(n))),
             Self::Exact => {
@@ -117,6 +120,19 @@ impl Scale {
             }
         }
     }
+}
+
+/// What a method's scalable form needs to know to be chosen.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScalableForm {
+    /// The method, for the log and errors.
+    pub method: &'static str,
+    /// Micro-clusters by default.
+    pub default_m: usize,
+    /// Bytes per pair of micro-clusters the scalable form keeps (0 when it is linear in them).
+    pub micro_bytes_per_pair: f64,
+    /// What the memory error of the exact form proposes.
+    pub alternative: &'static str,
 }
 
 /// `m` weighted micro-clusters of a sample set: the summary the scalable methods work on.
@@ -388,37 +404,33 @@ mod tests {
         }
     }
 
+    const W: ScalableForm = ScalableForm {
+        method: "w",
+        default_m: 50,
+        micro_bytes_per_pair: 0.0,
+        alternative: "x",
+    };
+
     #[test]
     fn scale_parses_and_resolves() {
         assert_eq!(Scale::parse("auto").unwrap(), Scale::Auto);
         assert_eq!(Scale::parse("exact").unwrap(), Scale::Exact);
         assert_eq!(Scale::parse("500").unwrap(), Scale::MicroClusters(500));
         assert!(Scale::parse("many").is_err());
+        assert_eq!(Scale::Auto.resolve(&W, 100, 10, Some(100)).unwrap(), None);
         assert_eq!(
-            Scale::Auto
-                .resolve("w", 100, 10, Some(100), 50, 0.0, "x")
-                .unwrap(),
-            None
-        );
-        assert_eq!(
-            Scale::Auto
-                .resolve("w", 100, 1000, Some(100), 50, 0.0, "x")
-                .unwrap(),
+            Scale::Auto.resolve(&W, 100, 1000, Some(100)).unwrap(),
             Some(50)
         );
         assert_eq!(
             Scale::Auto
-                .resolve("w", EXACT_MAX_SAMPLES + 1, 1, None, 50, 0.0, "x")
+                .resolve(&W, EXACT_MAX_SAMPLES + 1, 1, None)
                 .unwrap(),
             Some(50)
         );
-        assert!(Scale::Exact
-            .resolve("w", 100, 1000, Some(100), 50, 0.0, "x")
-            .is_err());
+        assert!(Scale::Exact.resolve(&W, 100, 1000, Some(100)).is_err());
         assert_eq!(
-            Scale::MicroClusters(500)
-                .resolve("w", 100, 1, None, 50, 0.0, "x")
-                .unwrap(),
+            Scale::MicroClusters(500).resolve(&W, 100, 1, None).unwrap(),
             Some(100)
         );
     }
