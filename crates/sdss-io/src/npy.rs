@@ -148,10 +148,34 @@ impl NpyArray {
 }
 
 /// Reads a `.npy` file of any supported dtype.
+///
+/// The data are read from the file straight into the array, a megabyte at a time, so the peak
+/// memory is the array plus a megabyte, not the file twice over. The shape the header claims is
+/// checked against the file's size before anything is allocated for it.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
+    use std::io::Read;
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| IoError::io(path, e))?;
-    parse_npy(path, &bytes)
+    let io = |e| IoError::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let file_len = file.metadata().map_err(io)?.len();
+    // The fixed part (magic, version, header length), then the header it announces.
+    let mut head = Vec::new();
+    (&mut file).take(12).read_to_end(&mut head).map_err(io)?;
+    let end = header_end(path, &head)?;
+    let rest = (end as u64).saturating_sub(head.len() as u64);
+    (&mut file).take(rest).read_to_end(&mut head).map_err(io)?;
+    let header = parse_header(path, &head)?;
+    let data_len =
+        usize::try_from(file_len.saturating_sub(header.data_start as u64)).unwrap_or(usize::MAX);
+    // `head` may hold the first bytes of the data (a header shorter than 12 bytes cannot
+    // parse, so it does not): they come first.
+    let early = head.split_off(header.data_start.min(head.len()));
+    let mut source = DataSource::File {
+        early,
+        file,
+        len: data_len,
+    };
+    header.decode(path, &mut source)
 }
 
 /// Parses the bytes of a whole `.npy` file already in memory; `path` only names the source in errors.
@@ -262,10 +286,22 @@ fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
 
 /// Parses the bytes of a whole `.npy` file.
 fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray> {
-    let bad = |reason: &str| IoError::NpyFormat {
+    let header = parse_header(path, bytes)?;
+    let mut source = DataSource::Bytes(&bytes[header.data_start..]);
+    header.decode(path, &mut source)
+}
+
+fn format_error(path: &Path, reason: &str) -> IoError {
+    IoError::NpyFormat {
         path: path.to_owned(),
         reason: reason.to_owned(),
-    };
+    }
+}
+
+/// Where the header ends (and the data start), from the magic string, the version and the header
+/// length in the first 10 or 12 bytes.
+fn header_end(path: &Path, bytes: &[u8]) -> Result<usize> {
+    let bad = |reason: &str| format_error(path, reason);
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("missing the \\x93NUMPY magic string"));
     }
@@ -282,10 +318,28 @@ fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray> {
         }
         v => return Err(bad(&format!("unknown format version {v}"))),
     };
-    let end = start
+    start
         .checked_add(header_len)
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| bad("truncated header"))?;
+        .ok_or_else(|| bad("truncated header"))
+}
+
+/// A parsed header: the element type, the layout and the shape.
+struct Header {
+    descr: String,
+    little_endian: bool,
+    fortran: bool,
+    shape: Vec<usize>,
+    data_start: usize,
+}
+
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
+    let bad = |reason: &str| format_error(path, reason);
+    let end = header_end(path, bytes)?;
+    if end > bytes.len() {
+        return Err(bad("truncated header"));
+    }
+    // `header_end` accepted the version: 1 has a 2-byte length field, 2 and 3 a 4-byte one.
+    let start = if bytes[6] == 1 { 10 } else { 12 };
     let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("header is not text"))?;
     let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'"))?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
@@ -297,75 +351,132 @@ fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray> {
     let shape =
         parse_shape(dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'"))?)
             .ok_or_else(|| bad("header has an unreadable 'shape'"))?;
-    let data = &bytes[end..];
-
-    let (order, kind) = match descr.as_bytes().first() {
-        Some(b'<' | b'|' | b'=') => (true, &descr[1..]),
-        Some(b'>') => (false, &descr[1..]),
-        _ => (true, descr),
-    };
-    let ctx = Body {
-        path,
-        data,
-        shape: &shape,
+    let little_endian = !descr.starts_with('>');
+    Ok(Header {
+        descr: descr.to_owned(),
+        little_endian,
         fortran,
-        little_endian: order,
-    };
-    match kind {
-        "f4" => ctx.decode::<f32>(),
-        "f8" => ctx.decode::<f64>(),
-        "u1" => ctx.decode::<u8>(),
-        "i4" => ctx.decode::<i32>(),
-        "i8" => ctx.decode::<i64>(),
-        _ => Err(IoError::NpyDtype {
-            path: path.to_owned(),
-            found: descr.to_owned(),
-            expected: "one of f4, f8, u1, i4, i8".to_owned(),
-        }),
+        shape,
+        data_start: end,
+    })
+}
+
+/// The data after the header: in memory, or still in the file (its first bytes possibly read
+/// with the header).
+enum DataSource<'a> {
+    Bytes(&'a [u8]),
+    File {
+        early: Vec<u8>,
+        file: std::fs::File,
+        len: usize,
+    },
+}
+
+impl DataSource<'_> {
+    fn len(&self) -> usize {
+        match self {
+            DataSource::Bytes(b) => b.len(),
+            DataSource::File { len, .. } => *len,
+        }
+    }
+
+    /// Decodes the first `count` elements into `out`.
+    fn decode_into<T: NpyElement>(
+        &mut self,
+        path: &Path,
+        count: usize,
+        little_endian: bool,
+        out: &mut Vec<T>,
+    ) -> Result<()> {
+        match self {
+            DataSource::Bytes(b) => out.extend(
+                b[..count * T::SIZE]
+                    .chunks_exact(T::SIZE)
+                    .map(|c| T::from_bytes(c, little_endian)),
+            ),
+            DataSource::File { early, file, .. } => {
+                use std::io::Read;
+                // A whole number of elements per read; bytes of a split element wait in `carry`.
+                let mut carry = std::mem::take(early);
+                let mut chunk = vec![0u8; (1 << 20) / T::SIZE * T::SIZE];
+                while out.len() < count {
+                    let whole = carry.len() / T::SIZE * T::SIZE;
+                    let take = whole.min((count - out.len()) * T::SIZE);
+                    out.extend(
+                        carry[..take]
+                            .chunks_exact(T::SIZE)
+                            .map(|c| T::from_bytes(c, little_endian)),
+                    );
+                    carry.drain(..take);
+                    if out.len() == count {
+                        break;
+                    }
+                    let n = file.read(&mut chunk).map_err(|e| IoError::io(path, e))?;
+                    if n == 0 {
+                        return Err(format_error(path, "the file ended inside its data"));
+                    }
+                    carry.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-struct Body<'a> {
-    path: &'a Path,
-    data: &'a [u8],
-    shape: &'a [usize],
-    fortran: bool,
-    little_endian: bool,
-}
+impl Header {
+    fn decode(&self, path: &Path, source: &mut DataSource<'_>) -> Result<NpyArray> {
+        let kind = match self.descr.as_bytes().first() {
+            Some(b'<' | b'|' | b'=' | b'>') => &self.descr[1..],
+            _ => self.descr.as_str(),
+        };
+        match kind {
+            "f4" => self.decode_as::<f32>(path, source),
+            "f8" => self.decode_as::<f64>(path, source),
+            "u1" => self.decode_as::<u8>(path, source),
+            "i4" => self.decode_as::<i32>(path, source),
+            "i8" => self.decode_as::<i64>(path, source),
+            _ => Err(IoError::NpyDtype {
+                path: path.to_owned(),
+                found: self.descr.clone(),
+                expected: "one of f4, f8, u1, i4, i8".to_owned(),
+            }),
+        }
+    }
 
-impl Body<'_> {
-    fn decode<T: NpyElement>(&self) -> Result<NpyArray> {
+    fn decode_as<T: NpyElement>(
+        &self,
+        path: &Path,
+        source: &mut DataSource<'_>,
+    ) -> Result<NpyArray> {
         let count = self
             .shape
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .ok_or_else(|| IoError::NpyFormat {
-                path: self.path.to_owned(),
+                path: path.to_owned(),
                 reason: format!("shape {:?} overflows", self.shape),
             })?;
         let needed = count.saturating_mul(T::SIZE);
-        if self.data.len() < needed {
+        if source.len() < needed {
             return Err(IoError::NpyFormat {
-                path: self.path.to_owned(),
+                path: path.to_owned(),
                 reason: format!(
                     "truncated: shape {:?} needs {needed} bytes of data, file has {}",
                     self.shape,
-                    self.data.len()
+                    source.len()
                 ),
             });
         }
-        let values: Vec<T> = self.data[..needed]
-            .chunks_exact(T::SIZE)
-            .map(|c| T::from_bytes(c, self.little_endian))
-            .collect();
-        let dim = IxDyn(self.shape);
+        let mut values: Vec<T> = Vec::with_capacity(count);
+        source.decode_into(path, count, self.little_endian, &mut values)?;
+        let dim = IxDyn(&self.shape);
         let array = if self.fortran {
             ArrayD::from_shape_vec(dim.f(), values)
         } else {
             ArrayD::from_shape_vec(dim, values)
         }
         .map_err(|e| IoError::NpyFormat {
-            path: self.path.to_owned(),
+            path: path.to_owned(),
             reason: e.to_string(),
         })?;
         // Callers expect standard (C-order) memory, e.g. to view it as a faer matrix without copying.

@@ -193,3 +193,43 @@ fn fits_data_with_flipped_bytes_and_truncations_give_typed_errors() {
         }
     }
 }
+
+#[test]
+fn reading_a_file_in_chunks_equals_reading_its_bytes() {
+    // `read_npy` streams the data from the file; `read_npy_bytes` parses it in memory. Both must
+    // give the same array, or the same error, for every seed and regression, and for files larger
+    // than one read (big-endian, with elements split across reads) or cut short.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.npy");
+    let x = ndarray::Array2::from_shape_fn((70_001, 3), |(i, j)| (i * 3 + j) as f64 * 0.5);
+    sdss_io::npy::write_npy(&big, &x.view()).unwrap();
+    let mut bytes = std::fs::read(&big).unwrap();
+    let header = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let descr = bytes.windows(4).position(|w| w == b"'<f8").unwrap();
+    bytes[descr + 1] = b'>';
+    for chunk in bytes[header..].chunks_mut(8) {
+        chunk.reverse();
+    }
+    let big_endian = dir.path().join("big_endian.npy");
+    std::fs::write(&big_endian, &bytes).unwrap();
+    let truncated = dir.path().join("truncated.npy");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 5]).unwrap();
+    let mut paths = files("seeds", "npy");
+    paths.extend(files("regressions", "npy"));
+    paths.extend([big.clone(), big_endian, truncated.clone()]);
+    for path in &paths {
+        let data = std::fs::read(path).unwrap();
+        let streamed = sdss_io::npy::read_npy(path).map(|a| a.into_f64());
+        let in_memory = sdss_io::npy::read_npy_bytes(&data, path).map(|a| a.into_f64());
+        match (streamed, in_memory) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", path.display()),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("{}: {a:?} vs {b:?}", path.display()),
+        }
+    }
+    assert_eq!(sdss_io::npy::read_matrix_f64(&big).unwrap(), x);
+    assert!(sdss_io::npy::read_npy(&truncated)
+        .unwrap_err()
+        .to_string()
+        .contains("truncated"));
+}
