@@ -136,34 +136,22 @@ fn slurm_array_variables_pick_the_shard_and_merge_names_what_is_missing() {
     let text = String::from_utf8_lossy(&merge(w, &parts, &w.join("m.npy")).stderr).into_owned();
     assert!(text.contains("shards"), "{text}");
 
-    let text = fails(
-        w,
-        &[
-            "features",
-            "--pixels",
-            "--images",
-            images.to_str().unwrap(),
-            "--out",
-            parts.to_str().unwrap(),
-            "--shard",
-            "4/4",
-        ],
-    );
-    assert!(text.contains("0 <= I < N"), "{text}");
-    let text = fails(
-        w,
-        &[
-            "features",
-            "--pixels",
-            "--images",
-            images.to_str().unwrap(),
-            "--out",
-            parts.to_str().unwrap(),
-            "--shard",
-            "0/11",
-        ],
-    );
-    assert!(text.contains("empty"), "{text}");
+    for (shard, says) in [("4/4", "0 <= I < N"), ("0/11", "empty")] {
+        let text = fails(
+            w,
+            &[
+                "features",
+                "--pixels",
+                "--images",
+                images.to_str().unwrap(),
+                "--out",
+                parts.to_str().unwrap(),
+                "--shard",
+                shard,
+            ],
+        );
+        assert!(text.contains(says), "--shard {shard}: {text}");
+    }
 }
 
 #[test]
