@@ -155,7 +155,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     // galaxy, not on the sample.
     let ratios: Vec<f64> = match sampled {
         Some(_) => pca
-            .explained_variance_ratio_on(features)
+            .explained_variance_ratio_of(features, reduced.view())
             .map_err(|e| anyhow::anyhow!("PCA: {e}"))?
             .to_vec(),
         None => pca

@@ -1044,18 +1044,40 @@ impl<F: PcaFloat> FittedPca<F> {
         &self,
         x: ArrayView2<'_, F>,
     ) -> Result<Array1<f64>, PcaError> {
+        let projected = self.transform(x)?;
+        self.explained_variance_ratio_of(x, projected.view())
+    }
+
+    /// [`FittedPca::explained_variance_ratio_on`] for a caller that already holds `projected`,
+    /// this model's [`FittedPca::transform`] of `x`, so that `x` is not projected twice.
+    pub fn explained_variance_ratio_of(
+        &self,
+        x: ArrayView2<'_, F>,
+        projected: ArrayView2<'_, F>,
+    ) -> Result<Array1<f64>, PcaError> {
         let n = x.nrows();
         if n < 2 {
             return Err(PcaError::TooFewSamples { n_samples: n });
         }
-        let mut projected = self.transform(x)?;
-        if self.whiten {
-            for mut row in projected.axis_iter_mut(Axis(0)) {
-                for (v, e) in row.iter_mut().zip(&self.explained_variance) {
-                    *v *= F::of_f64(e.as_f64().sqrt().max(F::EPSILON_F64));
-                }
-            }
+        if projected.dim() != (n, self.n_components()) {
+            return Err(PcaError::ShapeMismatch {
+                method: "explained_variance_ratio_of",
+                expected: self.n_components(),
+                found: projected.ncols(),
+            });
         }
+        // Whitened projections have unit variance per component; undo that scale.
+        let unwhiten: Vec<f64> = self
+            .explained_variance
+            .iter()
+            .map(|e| {
+                if self.whiten {
+                    e.as_f64().sqrt().max(F::EPSILON_F64).powi(2)
+                } else {
+                    1.0
+                }
+            })
+            .collect();
         let column_variance = |col: ArrayView1<'_, F>| -> f64 {
             let mean = col.iter().map(|v| v.as_f64()).sum::<f64>() / n as f64;
             col.iter().map(|v| (v.as_f64() - mean).powi(2)).sum::<f64>() / (n - 1) as f64
@@ -1093,7 +1115,8 @@ impl<F: PcaFloat> FittedPca<F> {
         Ok(projected
             .columns()
             .into_iter()
-            .map(|c| column_variance(c) / total)
+            .zip(&unwhiten)
+            .map(|(c, u)| column_variance(c) * u / total)
             .collect())
     }
 
