@@ -11,6 +11,7 @@
 //! - [`lupton`]: the Lupton et al. (2004) asinh colour composite, as astropy's `make_lupton_rgb`;
 //! - [`stack`]: image stacks in `.npy` with their ids CSV;
 //! - [`npy`]: `.npy` arrays that numpy can load, and numpy's files;
+//! - [`mapped`]: feature matrices written a batch at a time and read back through a memory map;
 //! - [`atomic`]: atomic output files;
 //! - [`synthetic`]: seeded SDSS-like synthetic galaxies with known parameters.
 //!
@@ -33,6 +34,7 @@ pub mod error;
 pub mod fits;
 pub mod folder;
 pub mod lupton;
+pub mod mapped;
 pub mod npy;
 pub mod preprocess;
 pub mod stack;

@@ -249,6 +249,12 @@ pub fn write_npy<T: NpyElement, D: Dimension>(
 
 /// Builds the magic string, version, header length and padded header dictionary.
 fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
+    npy_header_at_least(descr, shape, 0)
+}
+
+/// [`npy_header`] padded with spaces to at least `min_len` bytes (a multiple of 64), so that a
+/// header rewritten with a smaller shape keeps the data where they are.
+pub(crate) fn npy_header_at_least(descr: &str, shape: &[usize], min_len: usize) -> Vec<u8> {
     let shape_text = match shape {
         [] => "()".to_owned(),
         [n] => format!("({n},)"),
@@ -267,7 +273,7 @@ fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
     } else {
         (2u8, 12usize)
     };
-    let total = (prefix + dict.len() + 1).div_ceil(64) * 64;
+    let total = (prefix + dict.len() + 1).max(min_len).div_ceil(64) * 64;
     let header_len = total - prefix;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(MAGIC);
@@ -324,15 +330,15 @@ fn header_end(path: &Path, bytes: &[u8]) -> Result<usize> {
 }
 
 /// A parsed header: the element type, the layout and the shape.
-struct Header {
-    descr: String,
-    little_endian: bool,
-    fortran: bool,
-    shape: Vec<usize>,
-    data_start: usize,
+pub(crate) struct Header {
+    pub(crate) descr: String,
+    pub(crate) little_endian: bool,
+    pub(crate) fortran: bool,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data_start: usize,
 }
 
-fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
+pub(crate) fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
     let bad = |reason: &str| format_error(path, reason);
     let end = header_end(path, bytes)?;
     if end > bytes.len() {

@@ -9,7 +9,10 @@
 //!
 //! Solvers ([`SvdSolver`]): `full` (thin SVD), `covariance_eigh` (eigendecomposition of the
 //! covariance, for few features) and `randomized` (seeded block Krylov randomized SVD, reading
-//! the data in place), chosen by `auto` exactly as scikit-learn's `PCA` chooses. Components are
+//! the data in place), chosen by `auto` exactly as scikit-learn's `PCA` chooses. A matrix too
+//! large to hold is fitted block by block with [`Pca::fit_blocks`] (the randomized solver over
+//! [`RowBlocks`], e.g. a memory-mapped `.npy`) and projected with
+//! [`FittedPca::transform_blocks`]. Components are
 //! sign-fixed as scikit-learn's `svd_flip` does, so results are deterministic and comparable.
 //!
 //! ```
@@ -53,12 +56,14 @@ mod float;
 mod io;
 mod linalg;
 mod pca;
+mod streamed;
 mod symeig;
 mod syrk;
 
 pub use error::PcaError;
 pub use float::PcaFloat;
 pub use io::MODEL_JSON;
+pub use streamed::{InBlocks, RowBlocks, MAPPED_BLOCK_BYTES};
 pub use pca::{
     krylov_block_width, FittedPca, NComponents, Pca, SvdSolver, DEFAULT_ITERATED_POWER,
     DEFAULT_N_OVERSAMPLES,

@@ -72,49 +72,85 @@ pub(crate) struct ColumnStats {
 /// Uses the shifted-data algorithm (shift = first row) so that a large common offset does not
 /// cancel catastrophically; fails with a typed error naming the first non-finite value.
 pub(crate) fn column_stats<F: PcaFloat>(x: ArrayView2<'_, F>) -> Result<ColumnStats, PcaError> {
-    let (n, p) = x.dim();
-    let shift: Vec<f64> = x.row(0).iter().map(|v| v.as_f64()).collect();
-    // Chunks of rows, each with its own f64 accumulators; a few chunks per thread balance load.
-    let n_chunks = (rayon::current_num_threads() * 4).clamp(1, n);
-    let chunk = n.div_ceil(n_chunks);
-    let partials: Vec<(Vec<f64>, Vec<f64>)> = (0..n_chunks)
-        .into_par_iter()
-        .map(|c| {
-            let mut s1 = vec![0.0f64; p];
-            let mut s2 = vec![0.0f64; p];
-            let start = c * chunk;
-            let end = ((c + 1) * chunk).min(n);
-            for i in start..end {
-                let row = x.row(i);
-                match row.as_slice() {
-                    Some(r) => accumulate(r.iter().copied(), &shift, &mut s1, &mut s2),
-                    None => accumulate(row.iter().copied(), &shift, &mut s1, &mut s2),
-                }
-            }
-            (s1, s2)
-        })
-        .collect();
-    let mut s1 = vec![0.0f64; p];
-    let mut s2 = vec![0.0f64; p];
-    for (a, b) in &partials {
-        for j in 0..p {
-            s1[j] += a[j];
-            s2[j] += b[j];
+    let mut running = RunningStats::new(x.row(0).iter().map(|v| v.as_f64()).collect());
+    running.add(x);
+    running
+        .finish()
+        .ok_or_else(|| find_non_finite(x).unwrap_or(PcaError::Overflow))
+}
+
+/// Shifted sums of a matrix seen a block of rows at a time: [`column_stats`] over blocks.
+pub(crate) struct RunningStats {
+    shift: Vec<f64>,
+    s1: Vec<f64>,
+    s2: Vec<f64>,
+    n: usize,
+}
+
+impl RunningStats {
+    /// Sums around `shift` (the first row: see [`column_stats`]).
+    pub(crate) fn new(shift: Vec<f64>) -> Self {
+        let p = shift.len();
+        Self {
+            shift,
+            s1: vec![0.0; p],
+            s2: vec![0.0; p],
+            n: 0,
         }
     }
-    let nf = n as f64;
-    let mut mean = Vec::with_capacity(p);
-    let mut total_var = 0.0f64;
-    for j in 0..p {
-        mean.push(shift[j] + s1[j] / nf);
-        let var = (s2[j] - s1[j] * s1[j] / nf) / (nf - 1.0);
-        // Clip rounding below zero, but let NaN (from an overflow) through to the check below.
-        total_var += if var < 0.0 { 0.0 } else { var };
+
+    /// Adds the rows of `x` (as many columns as the shift).
+    pub(crate) fn add<F: PcaFloat>(&mut self, x: ArrayView2<'_, F>) {
+        let (n, p) = x.dim();
+        if n == 0 {
+            return;
+        }
+        let shift = &self.shift;
+        // Chunks of rows, each with its own f64 accumulators; a few chunks per thread balance load.
+        let n_chunks = (rayon::current_num_threads() * 4).clamp(1, n);
+        let chunk = n.div_ceil(n_chunks);
+        let partials: Vec<(Vec<f64>, Vec<f64>)> = (0..n_chunks)
+            .into_par_iter()
+            .map(|c| {
+                let mut s1 = vec![0.0f64; p];
+                let mut s2 = vec![0.0f64; p];
+                let start = c * chunk;
+                let end = ((c + 1) * chunk).min(n);
+                for i in start..end {
+                    let row = x.row(i);
+                    match row.as_slice() {
+                        Some(r) => accumulate(r.iter().copied(), shift, &mut s1, &mut s2),
+                        None => accumulate(row.iter().copied(), shift, &mut s1, &mut s2),
+                    }
+                }
+                (s1, s2)
+            })
+            .collect();
+        for (a, b) in &partials {
+            for j in 0..p {
+                self.s1[j] += a[j];
+                self.s2[j] += b[j];
+            }
+        }
+        self.n += n;
     }
-    if !total_var.is_finite() || mean.iter().any(|m| !m.is_finite()) {
-        return Err(find_non_finite(x).unwrap_or(PcaError::Overflow));
+
+    /// Means and total variance of the rows added; `None` when a value was not finite.
+    pub(crate) fn finish(self) -> Option<ColumnStats> {
+        let nf = self.n as f64;
+        let mut mean = Vec::with_capacity(self.shift.len());
+        let mut total_var = 0.0f64;
+        for j in 0..self.shift.len() {
+            mean.push(self.shift[j] + self.s1[j] / nf);
+            let var = (self.s2[j] - self.s1[j] * self.s1[j] / nf) / (nf - 1.0);
+            // Clip rounding below zero, but let NaN (from an overflow) through to the check below.
+            total_var += if var < 0.0 { 0.0 } else { var };
+        }
+        if !total_var.is_finite() || mean.iter().any(|m| !m.is_finite()) {
+            return None;
+        }
+        Some(ColumnStats { mean, total_var })
     }
-    Ok(ColumnStats { mean, total_var })
 }
 
 #[inline(always)]

@@ -114,12 +114,12 @@ impl std::fmt::Display for SvdSolver {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pca {
-    n_components: NComponents,
+    pub(crate) n_components: NComponents,
     whiten: bool,
-    svd_solver: SvdSolver,
-    n_oversamples: usize,
-    iterated_power: usize,
-    random_state: u64,
+    pub(crate) svd_solver: SvdSolver,
+    pub(crate) n_oversamples: usize,
+    pub(crate) iterated_power: usize,
+    pub(crate) random_state: u64,
     fit_sample: Option<usize>,
 }
 
@@ -295,7 +295,7 @@ impl Pca {
                 };
                 let stats = column_stats(x)?;
                 let spectrum = randomized_svd(
-                    x,
+                    &as_faer(x),
                     &stats.mean,
                     k,
                     self.n_oversamples,
@@ -311,6 +311,19 @@ impl Pca {
                 (full_svd(x, &stats.mean)?, stats.mean)
             }
         };
+        self.assemble(spectrum, mean, (n, p), solver, want_projection)
+    }
+
+    /// The fitted model from a solver's spectrum (and the projection `U S`, when asked and the
+    /// solver has `U`).
+    pub(crate) fn assemble<F: PcaFloat>(
+        &self,
+        spectrum: Spectrum<F>,
+        mean: Vec<f64>,
+        (n, p): (usize, usize),
+        solver: SvdSolver,
+        want_projection: bool,
+    ) -> Result<(FittedPca<F>, Option<Array2<F>>), PcaError> {
         let Spectrum {
             singular_values,
             components,
@@ -417,11 +430,11 @@ fn components_for_fraction(ratio: &[f64], fraction: f64) -> usize {
 /// vectors of the leading ones as columns (n_features x m; `covariance_eigh` computes only
 /// those of the kept components), optionally the left singular vectors (n_samples x m) and
 /// the total variance used for the ratios.
-struct Spectrum<F: PcaFloat> {
-    singular_values: Vec<f64>,
-    components: Mat<F>,
-    u: Option<Mat<F>>,
-    total_var: f64,
+pub(crate) struct Spectrum<F: PcaFloat> {
+    pub(crate) singular_values: Vec<f64>,
+    pub(crate) components: Mat<F>,
+    pub(crate) u: Option<Mat<F>>,
+    pub(crate) total_var: f64,
 }
 
 /// Exact solver: thin SVD of the centred data (a copy in `F`).
@@ -650,9 +663,41 @@ fn covariance_eigh<F: PcaFloat>(
     Ok((spectrum, mean))
 }
 
+/// The two products the randomized solver takes with the implicitly centred data
+/// `A = X - 1 μᵀ` (n_samples x n_features): with a matrix in memory, or one read a block of rows
+/// at a time ([`crate::RowBlocks`]).
+pub(crate) trait CentredProducts<F: PcaFloat> {
+    /// `(n_samples, n_features)`.
+    fn dim(&self) -> (usize, usize);
+    /// `dst = A W` (W: n_features x c).
+    fn mul_into(&self, dst: MatMut<'_, F>, mean: &[f64], w: MatRef<'_, F>)
+        -> Result<(), PcaError>;
+    /// `dst = Aᵀ Y` (Y: n_samples x c).
+    fn tmul_into(
+        &self,
+        dst: MatMut<'_, F>,
+        mean: &[f64],
+        y: MatRef<'_, F>,
+    ) -> Result<(), PcaError>;
+}
+
+impl<F: PcaFloat> CentredProducts<F> for MatRef<'_, F> {
+    fn dim(&self) -> (usize, usize) {
+        (self.nrows(), self.ncols())
+    }
+    fn mul_into(&self, dst: MatMut<'_, F>, mean: &[f64], w: MatRef<'_, F>) -> Result<(), PcaError> {
+        centred_mul_into(dst, *self, mean, w);
+        Ok(())
+    }
+    fn tmul_into(&self, dst: MatMut<'_, F>, mean: &[f64], y: MatRef<'_, F>) -> Result<(), PcaError> {
+        centred_tmul_into(dst, *self, mean, y);
+        Ok(())
+    }
+}
+
 /// `dst = A W` for the implicitly centred `A = X - 1 μᵀ`: `X W - 1 (μᵀ W)`, so the data are
 /// never copied.
-fn centred_mul_into<F: PcaFloat>(
+pub(crate) fn centred_mul_into<F: PcaFloat>(
     mut dst: MatMut<'_, F>,
     x: MatRef<'_, F>,
     mean: &[f64],
@@ -801,8 +846,8 @@ fn orthonormalize_against<F: PcaFloat>(
 /// basis, so [`orthonormalize_against`] replaces such columns by fresh random ones (the basis
 /// stays orthonormal, and Rayleigh-Ritz never finds more variance than the data hold), and the
 /// Ritz vectors of numerically zero singular values are replaced by an orthonormal completion.
-fn randomized_svd<F: PcaFloat>(
-    x: ArrayView2<'_, F>,
+pub(crate) fn randomized_svd<F: PcaFloat, X: CentredProducts<F> + ?Sized>(
+    x: &X,
     mean: &[f64],
     k: usize,
     n_oversamples: usize,
@@ -811,22 +856,21 @@ fn randomized_svd<F: PcaFloat>(
     total_var: f64,
 ) -> Result<Spectrum<F>, PcaError> {
     let (n, p) = x.dim();
-    let xm = as_faer(x);
     // S: the smaller space, where the orthonormal basis Q lives; O: the other one.
     let samples_side = n <= p;
     let (s_dim, o_dim) = if samples_side { (n, p) } else { (p, n) };
     let to_s = |dst: MatMut<'_, F>, w: MatRef<'_, F>| {
         if samples_side {
-            centred_mul_into(dst, xm, mean, w)
+            x.mul_into(dst, mean, w)
         } else {
-            centred_tmul_into(dst, xm, mean, w)
+            x.tmul_into(dst, mean, w)
         }
     };
     let to_o = |dst: MatMut<'_, F>, q: MatRef<'_, F>| {
         if samples_side {
-            centred_tmul_into(dst, xm, mean, q)
+            x.tmul_into(dst, mean, q)
         } else {
-            centred_mul_into(dst, xm, mean, q)
+            x.mul_into(dst, mean, q)
         }
     };
     let block_width = krylov_block_width(k + n_oversamples, n_iter).min(s_dim);
@@ -837,7 +881,7 @@ fn randomized_svd<F: PcaFloat>(
     let mut block = Mat::<F>::zeros(s_dim, block_width);
     {
         let omega = gaussian_matrix::<F>(o_dim, block_width, seed);
-        to_s(block.as_mut(), omega.as_ref());
+        to_s(block.as_mut(), omega.as_ref())?;
     }
     let mut width = 0usize;
     while width < max_width {
@@ -848,10 +892,10 @@ fn randomized_svd<F: PcaFloat>(
             derived_seed(seed, 1, width as u64),
         );
         basis.get_mut(.., width..width + bw).copy_from(&q);
-        to_o(images.get_mut(.., width..width + bw), q.as_ref());
+        to_o(images.get_mut(.., width..width + bw), q.as_ref())?;
         if width + bw < max_width {
             // Next Krylov block: (A Aᵀ) Q_i = A Z_i (or Aᵀ Z_i), from the image just computed.
-            to_s(block.get_mut(.., ..bw), images.get(.., width..width + bw));
+            to_s(block.get_mut(.., ..bw), images.get(.., width..width + bw))?;
         }
         width += bw;
     }

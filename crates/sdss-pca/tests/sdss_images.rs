@@ -71,3 +71,31 @@ fn a_fit_on_a_sample_loses_less_variance_the_larger_the_sample() {
         last_gap = gap;
     }
 }
+
+#[test]
+#[ignore = "needs ../shared"]
+fn a_fit_streamed_from_a_mapped_file_reaches_the_exact_variance() {
+    // Issue 15's criterion for a fit that does not hold the matrix: within 1e-3 of the exact
+    // solver's explained variance (scikit-learn 1.9, float32: 0.93537) at 6,437 galaxies. The
+    // pixels are written a batch at a time and read back through a memory map in blocks.
+    let x = load_pixels();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pixels.npy");
+    let mut writer = sdss_io::mapped::NpyMatrixWriter::create(&path, 19200, x.nrows()).unwrap();
+    for batch in x.axis_chunks_iter(ndarray::Axis(0), 500) {
+        writer.append(batch).unwrap();
+    }
+    writer.finish().unwrap();
+    let mapped = sdss_io::mapped::MappedMatrix::open(&path).unwrap();
+    let streamed = Pca::new(250).fit_blocks(&mapped).unwrap();
+    let ratio = streamed.total_explained_variance_ratio();
+    let in_memory = Pca::new(250).fit(x.view()).unwrap();
+    let gap = in_memory.total_explained_variance_ratio() - ratio;
+    println!("streamed: {ratio:.6}; in memory: {:.6} (gap {gap:.1e}); exact 0.93537", in_memory.total_explained_variance_ratio());
+    assert!((ratio - 0.93537).abs() < 1e-3, "streamed fit explains {ratio}");
+    assert!(gap.abs() < 1e-5, "streamed and in-memory randomized fits differ by {gap}");
+    let reduced = streamed.transform_blocks(&mapped).unwrap();
+    let direct = streamed.transform(x.view()).unwrap();
+    let worst = (&reduced - &direct).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(worst < 1e-4, "block-by-block projection differs by {worst}");
+}
