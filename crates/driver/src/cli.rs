@@ -134,6 +134,11 @@ pub struct RunArgs {
     /// full fit's (on the real pixels, 250 components: 3.5e-3 lower from 4000 of 6437).
     #[arg(long, value_name = "N")]
     pub pca_fit_sample: Option<usize>,
+    /// Fit the PCA block by block over the memory-mapped features, never holding them (the
+    /// randomized solver; within 2e-5 of the exact explained variance on the real pixels). This is
+    /// automatic when the features are larger than a quarter of the available memory.
+    #[arg(long)]
+    pub pca_streamed: bool,
     /// Clustering method, repeatable: e.g. `kmeans:k=10`, `affinity:damping=0.8`,
     /// `agglomerative:k=32,linkage=ward`, `hdbscan:min_cluster_size=15`.
     #[arg(long = "method", value_name = "SPEC")]

@@ -80,6 +80,9 @@ pub struct RunConfig {
     /// Fit the PCA on a seeded sample of this many galaxies (all of them when absent).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pca_fit_sample: Option<usize>,
+    /// Fit the PCA block by block over the mapped features even when they would fit in memory.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub pca_streamed: bool,
     /// Method specs, e.g. `kmeans:k=10`.
     pub methods: Vec<String>,
     /// Seed for PCA and seeded methods.
@@ -134,6 +137,7 @@ struct PartialConfig {
     layer: Option<Layer>,
     pca: Option<PcaSize>,
     pca_fit_sample: Option<usize>,
+    pca_streamed: Option<bool>,
     methods: Option<Vec<String>>,
     seed: Option<u64>,
     skip_bad: Option<bool>,
@@ -295,6 +299,7 @@ impl RunConfig {
             layer,
             pca,
             pca_fit_sample,
+            pca_streamed: args.pca_streamed || file.pca_streamed.unwrap_or(false),
             methods,
             seed: args.seed.or(file.seed).unwrap_or(0),
             skip_bad: args.skip_bad || file.skip_bad.unwrap_or(false),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ndarray::{Array1, Array2, ArrayView2, ArrayView3};
+use sdss_io::mapped::{MappedMatrix, NpyMatrixWriter};
 use sdss_io::{BadImage, ImageStack, LoadOptions};
 
 use crate::cli::{FeatureKind, Layer};
@@ -70,9 +71,10 @@ enum Store {
     Pixels(ImageStack),
     /// CNN features, with the stack they came from.
     CnnWithStack(Array2<f32>, ImageStack),
-    /// CNN features of a streamed folder; pictures are re-read from the files on demand (only the few
-    /// shown), so the decoded images never all sit in memory.
-    CnnWithFiles(Array2<f32>, Vec<PathBuf>),
+    /// Features of a folder (or computed before), written to a file a batch at a time and
+    /// memory-mapped; pictures are re-read from the files on demand (only the few shown), so
+    /// neither the decoded images nor the features ever all sit in memory.
+    Mapped(MappedMatrix, Vec<PathBuf>),
 }
 
 /// Galaxies with their features.
@@ -84,9 +86,6 @@ pub struct Galaxies {
     pub skipped: Vec<BadImage>,
     /// The pixel limit the images were read under; thumbnails are re-read under it too.
     max_image_pixels: u64,
-    /// For a stack read from a folder, each galaxy's file, so that FITS thumbnails can be drawn as
-    /// the Lupton composite rather than the normalised feature bands. Empty for `.npy` input.
-    stack_files: Vec<PathBuf>,
 }
 
 impl Galaxies {
@@ -94,7 +93,17 @@ impl Galaxies {
     pub fn features(&self) -> ArrayView2<'_, f32> {
         match &self.store {
             Store::Pixels(stack) => stack.pixel_matrix(),
-            Store::CnnWithStack(f, _) | Store::CnnWithFiles(f, _) => f.view(),
+            Store::CnnWithStack(f, _) => f.view(),
+            Store::Mapped(m, _) => m.view(),
+        }
+    }
+
+    /// The memory-mapped feature file, when the features are one (they can then be read block
+    /// by block, never held).
+    pub fn mapped(&self) -> Option<&MappedMatrix> {
+        match &self.store {
+            Store::Mapped(m, _) => Some(m),
+            _ => None,
         }
     }
 
@@ -106,17 +115,12 @@ impl Galaxies {
     /// The 80×80 preprocessed picture of galaxy `index` as (H, W, 3) values in [0, 1].
     pub fn thumbnail(&self, index: usize) -> Result<ndarray::Array3<f32>> {
         match &self.store {
+            // An `.npy` stack holds the pictures themselves.
             Store::Pixels(stack) | Store::CnnWithStack(_, stack) => {
-                match self.stack_files.get(index) {
-                    Some(path) if sdss_io::fits::is_fits_name(path) => self.display_rgb(path),
-                    _ => {
-                        let img: ArrayView3<f32> =
-                            stack.images().index_axis(ndarray::Axis(0), index);
-                        Ok(img.to_owned())
-                    }
-                }
+                let img: ArrayView3<f32> = stack.images().index_axis(ndarray::Axis(0), index);
+                Ok(img.to_owned())
             }
-            Store::CnnWithFiles(_, files) => {
+            Store::Mapped(_, files) => {
                 let path = files.get(index).context("galaxy index out of range")?;
                 self.display_rgb(path)
             }
@@ -134,8 +138,62 @@ impl Galaxies {
     }
 }
 
-/// Loads the input and computes the requested features.
-pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Result<Galaxies> {
+/// Loads the input, computes the requested features and writes them to `features_file`.
+///
+/// A folder's features are written a batch at a time as they are computed and memory-mapped
+/// from the file, so no more than a batch of images or features is ever held (the file appears
+/// whole or not at all). An `.npy` stack is one file, read whole; its features are written
+/// from memory.
+pub fn load(
+    input: &Input,
+    request: &FeatureRequest,
+    features_file: &Path,
+    progress: &Progress,
+) -> Result<Galaxies> {
+    let path = match input {
+        Input::Folder(dir) => return stream_folder(dir, request, features_file, progress),
+        Input::Npy(path) => path,
+    };
+    let stack = sdss_io::read_image_stack_npy(path)?;
+    let store = match request.kind {
+        FeatureKind::Pixels => Store::Pixels(stack),
+        FeatureKind::Cnn => {
+            let model = load_model(request.weights.as_deref())?;
+            let bar = progress.bar(stack.len() as u64, "CNN features");
+            let batches = stack
+                .images()
+                .axis_chunks_iter(ndarray::Axis(0), request.batch_size)
+                .map(|b| Ok::<_, sdss_io::IoError>(b.to_owned()));
+            let features = model
+                .features_stream(batches, request.layer.tap(), |done| {
+                    bar.set_position(done as u64)
+                })
+                .context("CNN feature extraction failed")?;
+            bar.finish();
+            Store::CnnWithStack(features, stack)
+        }
+    };
+    let ids = match &store {
+        Store::Pixels(stack) | Store::CnnWithStack(_, stack) => stack.ids().to_vec(),
+        Store::Mapped(..) => Vec::new(),
+    };
+    let galaxies = Galaxies {
+        ids,
+        store,
+        skipped: Vec::new(),
+        max_image_pixels: request.max_image_pixels,
+    };
+    sdss_io::npy::write_npy(features_file, &galaxies.features())?;
+    Ok(galaxies)
+}
+
+/// A folder's features, written to `features_file` a batch at a time and mapped back.
+fn stream_folder(
+    dir: &Path,
+    request: &FeatureRequest,
+    features_file: &Path,
+    progress: &Progress,
+) -> Result<Galaxies> {
     let options = LoadOptions {
         skip_bad: request.skip_bad,
         batch_size: request.batch_size,
@@ -144,107 +202,128 @@ pub fn load(input: &Input, request: &FeatureRequest, progress: &Progress) -> Res
             ..sdss_io::Preprocess::default()
         },
     };
-    match request.kind {
-        FeatureKind::Pixels => {
-            let (stack, skipped, stack_files) =
-                load_stack(input, &options, request.files.clone(), progress)?;
-            Ok(Galaxies {
-                ids: stack.ids().to_vec(),
-                store: Store::Pixels(stack),
-                skipped,
-                max_image_pixels: request.max_image_pixels,
-                stack_files,
-            })
+    let model = match request.kind {
+        FeatureKind::Cnn => Some(load_model(request.weights.as_deref())?),
+        FeatureKind::Pixels => None,
+    };
+    let tap = request.layer.tap();
+    let batches = batches(dir, &options, request.files.clone())?;
+    let by_stem: HashMap<String, PathBuf> = batches
+        .files()
+        .iter()
+        .map(|p| (sdss_io::folder::galaxy_id(p), p.clone()))
+        .collect();
+    let max_rows = batches.file_count();
+    let bar = progress.bar(
+        max_rows as u64,
+        match model {
+            Some(_) => "CNN features",
+            None => "loading images",
+        },
+    );
+    let mut ids = Vec::new();
+    let mut skipped = Vec::new();
+    let mut writer: Option<NpyMatrixWriter> = None;
+    for batch in batches {
+        let batch =
+            batch.map_err(|e| anyhow::anyhow!("{}", crate::config::one_line(&e.to_string())))?;
+        bar.inc((batch.ids.len() + batch.skipped.len()) as u64);
+        skipped.extend(batch.skipped);
+        if batch.ids.is_empty() {
+            continue;
         }
-        FeatureKind::Cnn => {
-            let model = load_model(request.weights.as_deref())?;
-            let tap = request.layer.tap();
-            match input {
-                Input::Npy(_) => {
-                    let (stack, skipped, stack_files) =
-                        load_stack(input, &options, None, progress)?;
-                    let bar = progress.bar(stack.len() as u64, "CNN features");
-                    let batches = stack
-                        .images()
-                        .axis_chunks_iter(ndarray::Axis(0), request.batch_size)
-                        .map(|b| Ok::<_, sdss_io::IoError>(b.to_owned()));
-                    let features = model
-                        .features_stream(batches, tap, |done| bar.set_position(done as u64))
-                        .context("CNN feature extraction failed")?;
-                    bar.finish();
-                    Ok(Galaxies {
-                        ids: stack.ids().to_vec(),
-                        store: Store::CnnWithStack(features, stack),
-                        skipped,
-                        max_image_pixels: request.max_image_pixels,
-                        stack_files,
-                    })
-                }
-                Input::Folder(dir) => {
-                    // Stream: decoded images are held one batch at a time, so any folder size fits.
-                    let batches = batches(dir, &options, request.files.clone())?;
-                    let by_stem: HashMap<String, PathBuf> = batches
-                        .files()
-                        .iter()
-                        .map(|p| (sdss_io::folder::galaxy_id(p), p.clone()))
-                        .collect();
-                    let bar = progress.bar(batches.file_count() as u64, "CNN features");
-                    let mut ids = Vec::new();
-                    let mut skipped = Vec::new();
-                    let stream = batches.map(|r| {
-                        r.map(|b| {
-                            ids.extend(b.ids);
-                            skipped.extend(b.skipped);
-                            b.images
-                        })
-                    });
-                    let features = model
-                        .features_stream(stream, tap, |done| bar.set_position(done as u64))
-                        .map_err(|e| {
-                            anyhow::anyhow!("{}", crate::config::one_line(&e.to_string()))
-                        })?;
-                    bar.finish();
-                    report_skipped(&skipped);
-                    let files = ids
-                        .iter()
-                        .map(|id| by_stem.get(id).cloned().context("image file vanished"))
-                        .collect::<Result<Vec<_>>>()?;
-                    Ok(Galaxies {
-                        ids,
-                        store: Store::CnnWithFiles(features, files),
-                        skipped,
-                        max_image_pixels: request.max_image_pixels,
-                        stack_files: Vec::new(),
-                    })
-                }
+        let rows = match &model {
+            Some(model) => model
+                .features(batch.images.view(), tap)
+                .context("CNN feature extraction failed")?,
+            None => {
+                // Raw pixels: each (H, W, 3) image flattened in C order, as the stack's matrix.
+                let (b, h, w, c) = batch.images.dim();
+                batch
+                    .images
+                    .into_shape_with_order((b, h * w * c))
+                    .context("image batch is not contiguous")?
             }
+        };
+        if writer.is_none() {
+            writer = Some(NpyMatrixWriter::create(
+                features_file,
+                rows.ncols(),
+                max_rows,
+            )?);
         }
+        if let Some(w) = writer.as_mut() {
+            w.append(rows.view())
+                .with_context(|| format!("images {} of {}", batch.first_index, dir.display()))?;
+        }
+        ids.extend(batch.ids);
     }
+    bar.finish();
+    report_skipped(&skipped);
+    let Some(writer) = writer else {
+        bail!(
+            "{}: no image could be read ({} skipped)",
+            dir.display(),
+            skipped.len()
+        );
+    };
+    writer.finish()?;
+    let features = MappedMatrix::open(features_file)?;
+    let files = ids
+        .iter()
+        .map(|id| by_stem.get(id).cloned().context("image file vanished"))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Galaxies {
+        ids,
+        store: Store::Mapped(features, files),
+        skipped,
+        max_image_pixels: request.max_image_pixels,
+    })
 }
 
 /// Galaxies whose features were computed before: `from` is a `features` or `merge` output
 /// (`.npy` with its `.ids.csv`) or the folder of parts `features --shard` wrote (checked and
-/// joined in memory). The images folder gives each galaxy's picture, matched by id.
-pub fn load_precomputed(from: &Path, input: &Input, max_image_pixels: u64) -> Result<Galaxies> {
+/// joined a part at a time). Either way the features are written to `features_file` and mapped
+/// from it. The images folder gives each galaxy's picture, matched by id.
+pub fn load_precomputed(
+    from: &Path,
+    input: &Input,
+    max_image_pixels: u64,
+    features_file: &Path,
+) -> Result<Galaxies> {
     let Input::Folder(dir) = input else {
         bail!("--features-from needs --images DIR for the galaxies' pictures");
     };
-    let (features, ids) = if from.is_dir() {
-        let (features, ids, _) = crate::shard::merge(from)?;
-        (features, ids)
+    let ids = if from.is_dir() {
+        crate::shard::merge_into(from, features_file)?.0
     } else {
-        let features = sdss_io::npy::read_matrix_f32(from)?;
         let ids = sdss_io::read_ids_csv(sdss_io::stack::ids_path_for(from))?;
-        if ids.len() != features.nrows() {
-            bail!(
-                "{}: {} rows, but its ids file has {} ids",
-                from.display(),
-                features.nrows(),
-                ids.len()
-            );
+        match MappedMatrix::open(from) {
+            // float32 already: copied as it is (the copy is renamed into place whole).
+            Ok(_) => {
+                let tmp = features_file.with_extension("npy.copying");
+                std::fs::copy(from, &tmp)
+                    .and_then(|_| std::fs::rename(&tmp, features_file))
+                    .with_context(|| format!("cannot copy {} into the run", from.display()))?;
+            }
+            // Another dtype (float64 from numpy, say): converted in memory.
+            Err(sdss_io::IoError::NpyDtype { .. }) => {
+                let features = sdss_io::npy::read_matrix_f32(from)?;
+                sdss_io::npy::write_npy(features_file, &features.view())?;
+            }
+            Err(e) => return Err(e.into()),
         }
-        (features, ids)
+        ids
     };
+    let features = MappedMatrix::open(features_file)?;
+    if ids.len() != features.nrows() {
+        bail!(
+            "{}: {} rows, but its ids file has {} ids",
+            from.display(),
+            features.nrows(),
+            ids.len()
+        );
+    }
     let by_stem: HashMap<String, PathBuf> = sdss_io::folder::list_images(dir)?
         .into_iter()
         .map(|p| (sdss_io::folder::galaxy_id(&p), p))
@@ -263,53 +342,10 @@ pub fn load_precomputed(from: &Path, input: &Input, max_image_pixels: u64) -> Re
         .collect::<Result<Vec<_>>>()?;
     Ok(Galaxies {
         ids,
-        store: Store::CnnWithFiles(features, files),
+        store: Store::Mapped(features, files),
         skipped: Vec::new(),
         max_image_pixels,
-        stack_files: Vec::new(),
     })
-}
-
-/// Reads the whole input as one stack, with each galaxy's file when it came from a folder.
-fn load_stack(
-    input: &Input,
-    options: &LoadOptions,
-    files: Option<std::ops::Range<usize>>,
-    progress: &Progress,
-) -> Result<(ImageStack, Vec<BadImage>, Vec<PathBuf>)> {
-    match input {
-        Input::Npy(path) => Ok((sdss_io::read_image_stack_npy(path)?, Vec::new(), Vec::new())),
-        Input::Folder(dir) => {
-            let batches = batches(dir, options, files)?;
-            let by_stem: HashMap<String, PathBuf> = batches
-                .files()
-                .iter()
-                .map(|p| (sdss_io::folder::galaxy_id(p), p.clone()))
-                .collect();
-            let bar = progress.bar(batches.file_count() as u64, "loading images");
-            let mut ids = Vec::new();
-            let mut chunks = Vec::new();
-            let mut skipped = Vec::new();
-            for batch in batches {
-                let batch = batch?;
-                bar.inc((batch.ids.len() + batch.skipped.len()) as u64);
-                ids.extend(batch.ids);
-                skipped.extend(batch.skipped);
-                chunks.push(batch.images);
-            }
-            bar.finish();
-            report_skipped(&skipped);
-            let views: Vec<_> = chunks.iter().map(|c| c.view()).collect();
-            let images = ndarray::concatenate(ndarray::Axis(0), &views)
-                .context("images of different sizes in one folder")?;
-            drop(chunks);
-            let files = ids
-                .iter()
-                .map(|id| by_stem.get(id).cloned().context("image file vanished"))
-                .collect::<Result<Vec<_>>>()?;
-            Ok((ImageStack::new(ids, images)?, skipped, files))
-        }
-    }
 }
 
 fn report_skipped(skipped: &[BadImage]) {

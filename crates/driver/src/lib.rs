@@ -17,6 +17,7 @@ mod properties;
 mod report;
 mod shard;
 mod similar;
+mod stages;
 mod tables;
 mod train;
 mod train_ssl;
@@ -175,23 +176,24 @@ fn timestamp() -> String {
     )
 }
 
-/// Writes the matrix and its ids so that a kill at any moment never leaves a matrix beside another run's
-/// ids: both are staged under hidden names first, the old ids file is removed, then the matrix and the
-/// ids are renamed into place. A kill between those renames leaves a matrix without ids (which
-/// `features` rewrites when run again), never a mismatched pair.
-fn write_features_pair(
+/// Writes a matrix and its ids so that a kill at any moment never leaves a matrix beside another
+/// run's ids: `write_matrix` writes the matrix (atomically) to the hidden name it is given, the ids
+/// are staged the same way, the old ids file is removed, then the matrix and the ids are renamed
+/// into place. A kill between those renames leaves a matrix without ids (which `features` rewrites
+/// when run again), never a mismatched pair.
+fn write_features_pair<T>(
     npy: &Path,
     ids: &Path,
-    features: ndarray::ArrayView2<'_, f32>,
-    galaxy_ids: &[String],
-) -> Result<()> {
+    write_matrix: impl FnOnce(&Path) -> Result<T>,
+    galaxy_ids: impl FnOnce(&T) -> &[String],
+) -> Result<T> {
     let staged = |path: &Path| {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         path.with_file_name(format!(".{name}.staged-{}", std::process::id()))
     };
     let (npy_staged, ids_staged) = (staged(npy), staged(ids));
-    sdss_io::npy::write_npy(&npy_staged, &features)?;
-    sdss_io::write_ids_csv(&ids_staged, galaxy_ids)?;
+    let written = write_matrix(&npy_staged)?;
+    sdss_io::write_ids_csv(&ids_staged, galaxy_ids(&written))?;
     match std::fs::remove_file(ids) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -202,7 +204,7 @@ fn write_features_pair(
     crash_point("features:between-renames");
     std::fs::rename(&ids_staged, ids)
         .with_context(|| format!("cannot move the ids into {}", ids.display()))?;
-    Ok(())
+    Ok(written)
 }
 
 fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
@@ -245,8 +247,13 @@ fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
     let _lock = output_lock::OutputLock::acquire(&args.out)?;
     output_lock::remove_leftovers(&args.out, &[".tmp-", ".staged-"])?;
     output_lock::remove_leftovers(&ids, &[".tmp-", ".staged-"])?;
-    let galaxies = input::load(&input, &request, &progress)?;
-    write_features_pair(&args.out, &ids, galaxies.features(), &galaxies.ids)?;
+    // Written a batch at a time as they are computed, straight into the staged file.
+    let galaxies = write_features_pair(
+        &args.out,
+        &ids,
+        |staged| input::load(&input, &request, staged, &progress),
+        |g| &g.ids,
+    )?;
     println!(
         "{} galaxies x {} features -> {} (ids: {})",
         galaxies.len(),
@@ -312,8 +319,10 @@ fn features_shard(
         return Ok(());
     }
     request.files = Some(range.clone());
-    let galaxies = input::load(input, &request, &progress)?;
-    shard::write_part(
+    let part_file = shard::begin_part(&args.out, shard)?;
+    let galaxies = input::load(input, &request, &part_file, &progress)?;
+    let (rows, cols) = galaxies.features().dim();
+    shard::seal_part(
         &args.out,
         shard::Sidecar {
             format: String::new(),
@@ -330,7 +339,8 @@ fn features_shard(
             skipped: galaxies.skipped.iter().map(|b| b.to_string()).collect(),
             sha256: String::new(),
         },
-        galaxies.features(),
+        rows,
+        cols,
     )?;
     println!(
         "shard {}/{}: files {}..{} of {total}: {} galaxies x {} features -> {}",
@@ -348,17 +358,21 @@ fn features_shard(
 /// `merge`: checks that the parts cover the input exactly once and writes them as one matrix
 /// with its ids, as one `features` run would have.
 fn merge(args: &cli::MergeArgs) -> Result<()> {
-    let (features, ids, parts) = shard::merge(&args.parts)?;
     let ids_path = sdss_io::stack::ids_path_for(&args.out);
     let _lock = output_lock::OutputLock::acquire(&args.out)?;
     output_lock::remove_leftovers(&args.out, &[".tmp-", ".staged-"])?;
     output_lock::remove_leftovers(&ids_path, &[".tmp-", ".staged-"])?;
-    write_features_pair(&args.out, &ids_path, features.view(), &ids)?;
+    let (ids, parts) = write_features_pair(
+        &args.out,
+        &ids_path,
+        |staged| shard::merge_into(&args.parts, staged),
+        |(ids, _)| ids,
+    )?;
     println!(
         "{} parts, {} galaxies x {} features -> {} (ids: {})",
         parts.len(),
         ids.len(),
-        features.ncols(),
+        parts.first().map_or(0, |p| p.cols),
         args.out.display(),
         ids_path.display()
     );

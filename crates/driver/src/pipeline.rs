@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::FeatureKind;
-use crate::config::{MethodSpec, PcaSize, RunConfig};
+use crate::config::{MethodSpec, RunConfig};
 use crate::input::{self, FeatureRequest, Galaxies, Input};
 use crate::progress::Progress;
 use crate::report::{browse, dendrogram, gallery, html, plots};
@@ -86,9 +86,15 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
                 "features: read from {} (not computed; --images gives the thumbnails)",
                 from.display()
             );
-            input::load_precomputed(from, &input, cfg.max_image_pixels)?
+            input::load_precomputed(
+                from,
+                &input,
+                cfg.max_image_pixels,
+                &dir.join("features.npy"),
+            )?
         }
-        None => input::load(&input, &request, &progress)?,
+        // Written into the run a batch at a time as they are computed.
+        None => input::load(&input, &request, &dir.join("features.npy"), &progress)?,
     };
     let features_seconds = t.elapsed().as_secs_f64();
     let features = galaxies.features();
@@ -97,7 +103,6 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         bail!("need at least two galaxies to cluster, found {n}");
     }
     tracing::info!("{n} galaxies, {d} features each");
-    sdss_io::npy::write_npy(dir.join("features.npy"), &features)?;
     sdss_io::write_ids_csv(dir.join("ids.csv"), &galaxies.ids)?;
     crate::crash_point("run:features-staged");
 
@@ -129,49 +134,14 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
 
     // PCA.
     let t = Instant::now();
-    let pca_size = match cfg.pca {
-        PcaSize::Count(k) if k > n.min(d) => {
-            tracing::warn!(
-                "--pca {k} is more than min(galaxies, features) = {}; using {}",
-                n.min(d),
-                n.min(d)
-            );
-            PcaSize::Count(n.min(d))
-        }
-        other => other,
-    };
-    let spinner = progress.spinner(&format!("PCA ({pca_size})"));
-    let mut pca_model = sdss_pca::Pca::new(pca_size.to_n_components()).random_state(cfg.seed);
-    let sampled = cfg.pca_fit_sample.filter(|&m| m < n);
-    if let Some(m) = sampled {
-        tracing::info!("PCA fitted on a seeded sample of {m} of the {n} galaxies (--pca-fit-sample); every galaxy is projected");
-        pca_model = pca_model.fit_sample(m);
-    }
-    let (pca, reduced) = pca_model
-        .fit_transform(features)
-        .map_err(|e| anyhow::anyhow!("PCA: {e}"))?;
-    spinner.finish_and_clear();
-    // After a fit on a sample, the ratios reported are those the components reach on every
-    // galaxy, not on the sample.
-    let ratios: Vec<f64> = match sampled {
-        Some(_) => pca
-            .explained_variance_ratio_of(features, reduced.view())
-            .map_err(|e| anyhow::anyhow!("PCA: {e}"))?
-            .to_vec(),
-        None => pca
-            .explained_variance_ratio()
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect(),
-    };
+    let crate::stages::pca::Reduced {
+        model: pca,
+        reduced,
+        ratios,
+        streamed: pca_streamed,
+    } = crate::stages::pca::fit(&cfg, &galaxies, &progress)?;
     let pca_seconds = t.elapsed().as_secs_f64();
     let total: f64 = ratios.iter().sum();
-    tracing::info!(
-        "PCA: {} components explain {:.2}% of the variance ({} solver)",
-        ratios.len(),
-        total * 100.0,
-        pca.svd_solver()
-    );
     sdss_io::npy::write_npy(dir.join("pca.npy"), &reduced.view())?;
     sdss_io::npy::write_npy(
         dir.join("pca_explained_variance_ratio.npy"),
@@ -185,6 +155,8 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             "svd_solver": pca.svd_solver().as_str(),
             // Galaxies the components were fitted on (all of them unless --pca-fit-sample).
             "fitted_on": pca.n_samples(),
+            // Fitted block by block over the mapped features, which were never held whole.
+            "streamed": pca_streamed,
             "explained_variance_ratio": ratios,
             "total_explained_variance_ratio": total,
             "seconds": pca_seconds,
@@ -434,10 +406,15 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         (
             "PCA".to_owned(),
             format!(
-                "{} components, {:.2}% of the variance ({} solver)",
+                "{} components, {:.2}% of the variance ({} solver{})",
                 ratios.len(),
                 total * 100.0,
-                pca.svd_solver()
+                pca.svd_solver(),
+                if pca_streamed {
+                    ", fitted block by block over the memory-mapped features"
+                } else {
+                    ""
+                }
             ),
         ),
     ];

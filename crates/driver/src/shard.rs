@@ -12,7 +12,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -171,29 +170,31 @@ pub fn is_complete(dir: &Path, shard: Shard, input_files: usize, features: &str)
         && sha256_of(&part).is_ok_and(|sum| sum == sidecar.sha256)
 }
 
-/// Writes a part and then its sidecar, each atomically (the sidecar marks the part complete).
-pub fn write_part(
-    dir: &Path,
-    sidecar_template: Sidecar,
-    features: ArrayView2<'_, f32>,
-) -> Result<()> {
-    let shard = Shard {
-        index: sidecar_template.shard,
-        count: sidecar_template.shards,
-    };
+/// Starts shard `shard`'s part: removes its sidecar (one left from another run must not vouch for
+/// the new part while it is written) and returns the path the part is to be written to.
+pub fn begin_part(dir: &Path, shard: Shard) -> Result<PathBuf> {
     let (part, side) = part_paths(dir, shard);
-    // A sidecar left from another run must not vouch for the new part while it is written.
     match std::fs::remove_file(&side) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot replace {}", side.display())),
     }
-    sdss_io::npy::write_npy(&part, &features)?;
+    Ok(part)
+}
+
+/// Marks a part written (atomically, by [`begin_part`]'s caller) complete: writes its sidecar
+/// with the part's shape and checksum, atomically.
+pub fn seal_part(dir: &Path, sidecar_template: Sidecar, rows: usize, cols: usize) -> Result<()> {
+    let shard = Shard {
+        index: sidecar_template.shard,
+        count: sidecar_template.shards,
+    };
+    let (part, side) = part_paths(dir, shard);
     crate::crash_point("features:part-written");
     let sidecar = Sidecar {
         format: FORMAT.to_owned(),
-        rows: features.nrows(),
-        cols: features.ncols(),
+        rows,
+        cols,
         sha256: sha256_of(&part)?,
         ..sidecar_template
     };
@@ -201,10 +202,12 @@ pub fn write_part(
     Ok(())
 }
 
-/// The parts of `dir` joined in shard order, after checking that they are one complete set:
-/// every shard of the same count present once, slices contiguous from the first file to the last,
-/// the same input and features, every checksum right, and no galaxy id twice.
-pub fn merge(dir: &Path) -> Result<(Array2<f32>, Vec<String>, Vec<Sidecar>)> {
+/// The parts of `dir` joined in shard order into `dest` (written a part at a time, never held
+/// whole, and moved into place only when complete), after checking that they are one complete
+/// set: every shard of the same count present once, slices contiguous from the first file to
+/// the last, the same input and features, every checksum right, and no galaxy id twice.
+/// Returns the ids in row order and the parts' sidecars.
+pub fn merge_into(dir: &Path, dest: &Path) -> Result<(Vec<String>, Vec<Sidecar>)> {
     let mut sidecars = Vec::new();
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
@@ -282,7 +285,8 @@ pub fn merge(dir: &Path) -> Result<(Array2<f32>, Vec<String>, Vec<Sidecar>)> {
             }
         }
     }
-    let mut blocks = Vec::with_capacity(sidecars.len());
+    let rows: usize = sidecars.iter().map(|s| s.ids.len()).sum();
+    let mut writer = sdss_io::mapped::NpyMatrixWriter::create(dest, first.cols, rows)?;
     for s in &sidecars {
         let (part, _) = part_paths(
             dir,
@@ -298,7 +302,7 @@ pub fn merge(dir: &Path) -> Result<(Array2<f32>, Vec<String>, Vec<Sidecar>)> {
                 s.shard
             );
         }
-        let block = sdss_io::npy::read_matrix_f32(&part)?;
+        let block = sdss_io::mapped::MappedMatrix::open(&part)?;
         if block.nrows() != s.ids.len() || block.ncols() != first.cols {
             bail!(
                 "{}: {} x {}, its sidecar says {} x {}",
@@ -309,15 +313,15 @@ pub fn merge(dir: &Path) -> Result<(Array2<f32>, Vec<String>, Vec<Sidecar>)> {
                 first.cols
             );
         }
-        blocks.push(block);
+        let step = block.rows_per_block(sdss_pca::MAPPED_BLOCK_BYTES);
+        block.for_each_block(step, |_, rows| writer.append(rows))?;
     }
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    let features = ndarray::concatenate(Axis(0), &views)?;
+    writer.finish()?;
     let ids = sidecars
         .iter()
         .flat_map(|s| s.ids.iter().cloned())
         .collect();
-    Ok((features, ids, sidecars))
+    Ok((ids, sidecars))
 }
 
 #[cfg(test)]

@@ -57,8 +57,8 @@ impl NpyMatrixWriter {
     /// Starts `path` for rows of `cols` values, at most `max_rows` of them.
     pub fn create(path: impl AsRef<Path>, cols: usize, max_rows: usize) -> Result<Self> {
         let path = path.as_ref().to_owned();
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        // The temporary name `atomic` uses, which leftover sweeps recognise.
+        let tmp = crate::atomic::temp_path_for(&path);
         let file = File::create(&tmp).map_err(|e| IoError::io(&tmp, e))?;
         let header = npy_header_at_least("<f4", &[max_rows, cols], 0);
         let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -274,8 +274,8 @@ impl MappedMatrix {
         // Invariant: `open` checked the length, the 4-byte alignment of the data (the map itself
         // starts on a page boundary) and that rows × cols does not overflow, so neither the cast
         // nor the shape can fail.
-        let values: &[f32] =
-            bytemuck::try_cast_slice(bytes).expect("open() checked the data's length and alignment");
+        let values: &[f32] = bytemuck::try_cast_slice(bytes)
+            .expect("open() checked the data's length and alignment");
         ArrayView2::from_shape((self.rows, self.cols), values)
             .expect("open() checked that the data hold rows x cols values")
     }

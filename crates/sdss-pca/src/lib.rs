@@ -63,8 +63,8 @@ mod syrk;
 pub use error::PcaError;
 pub use float::PcaFloat;
 pub use io::MODEL_JSON;
-pub use streamed::{InBlocks, RowBlocks, MAPPED_BLOCK_BYTES};
 pub use pca::{
     krylov_block_width, FittedPca, NComponents, Pca, SvdSolver, DEFAULT_ITERATED_POWER,
     DEFAULT_N_OVERSAMPLES,
 };
+pub use streamed::{InBlocks, RowBlocks, MAPPED_BLOCK_BYTES};

@@ -670,15 +670,10 @@ pub(crate) trait CentredProducts<F: PcaFloat> {
     /// `(n_samples, n_features)`.
     fn dim(&self) -> (usize, usize);
     /// `dst = A W` (W: n_features x c).
-    fn mul_into(&self, dst: MatMut<'_, F>, mean: &[f64], w: MatRef<'_, F>)
-        -> Result<(), PcaError>;
+    fn mul_into(&self, dst: MatMut<'_, F>, mean: &[f64], w: MatRef<'_, F>) -> Result<(), PcaError>;
     /// `dst = Aᵀ Y` (Y: n_samples x c).
-    fn tmul_into(
-        &self,
-        dst: MatMut<'_, F>,
-        mean: &[f64],
-        y: MatRef<'_, F>,
-    ) -> Result<(), PcaError>;
+    fn tmul_into(&self, dst: MatMut<'_, F>, mean: &[f64], y: MatRef<'_, F>)
+        -> Result<(), PcaError>;
 }
 
 impl<F: PcaFloat> CentredProducts<F> for MatRef<'_, F> {
@@ -689,7 +684,12 @@ impl<F: PcaFloat> CentredProducts<F> for MatRef<'_, F> {
         centred_mul_into(dst, *self, mean, w);
         Ok(())
     }
-    fn tmul_into(&self, dst: MatMut<'_, F>, mean: &[f64], y: MatRef<'_, F>) -> Result<(), PcaError> {
+    fn tmul_into(
+        &self,
+        dst: MatMut<'_, F>,
+        mean: &[f64],
+        y: MatRef<'_, F>,
+    ) -> Result<(), PcaError> {
         centred_tmul_into(dst, *self, mean, y);
         Ok(())
     }

@@ -91,11 +91,22 @@ fn a_fit_streamed_from_a_mapped_file_reaches_the_exact_variance() {
     let ratio = streamed.total_explained_variance_ratio();
     let in_memory = Pca::new(250).fit(x.view()).unwrap();
     let gap = in_memory.total_explained_variance_ratio() - ratio;
-    println!("streamed: {ratio:.6}; in memory: {:.6} (gap {gap:.1e}); exact 0.93537", in_memory.total_explained_variance_ratio());
-    assert!((ratio - 0.93537).abs() < 1e-3, "streamed fit explains {ratio}");
-    assert!(gap.abs() < 1e-5, "streamed and in-memory randomized fits differ by {gap}");
+    println!(
+        "streamed: {ratio:.6}; in memory: {:.6} (gap {gap:.1e}); exact 0.93537",
+        in_memory.total_explained_variance_ratio()
+    );
+    assert!(
+        (ratio - 0.93537).abs() < 1e-3,
+        "streamed fit explains {ratio}"
+    );
+    assert!(
+        gap.abs() < 1e-5,
+        "streamed and in-memory randomized fits differ by {gap}"
+    );
     let reduced = streamed.transform_blocks(&mapped).unwrap();
     let direct = streamed.transform(x.view()).unwrap();
-    let worst = (&reduced - &direct).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let worst = (&reduced - &direct)
+        .iter()
+        .fold(0.0f32, |m, v| m.max(v.abs()));
     assert!(worst < 1e-4, "block-by-block projection differs by {worst}");
 }

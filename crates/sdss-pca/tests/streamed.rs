@@ -31,12 +31,18 @@ fn assert_same_model(n: usize, p: usize, k: usize, rows: usize) {
         .iter()
         .zip(streamed.explained_variance_ratio())
     {
-        assert!((a - b).abs() < 1e-5, "{n}x{p}, blocks of {rows}: ratio {a} vs {b}");
+        assert!(
+            (a - b).abs() < 1e-5,
+            "{n}x{p}, blocks of {rows}: ratio {a} vs {b}"
+        );
     }
     let worst = (&memory.components() - &streamed.components())
         .iter()
         .fold(0.0f32, |m, v| m.max(v.abs()));
-    assert!(worst < 2e-3, "{n}x{p}, blocks of {rows}: components differ by {worst}");
+    assert!(
+        worst < 2e-3,
+        "{n}x{p}, blocks of {rows}: components differ by {worst}"
+    );
     let worst_mean = (&memory.mean() - &streamed.mean())
         .iter()
         .fold(0.0f32, |m, v| m.max(v.abs()));
@@ -64,7 +70,10 @@ fn one_block_is_the_in_memory_fit() {
 #[test]
 fn what_a_streamed_fit_cannot_do_is_a_typed_error() {
     let x = data(50, 8);
-    let blocks = InBlocks { x: x.view(), rows: 7 };
+    let blocks = InBlocks {
+        x: x.view(),
+        rows: 7,
+    };
     assert!(matches!(
         Pca::new(0.9).fit_blocks(&blocks),
         Err(PcaError::FractionNeedsExactSolver { .. })
@@ -88,7 +97,10 @@ fn what_a_streamed_fit_cannot_do_is_a_typed_error() {
     ));
     let mut bad = x.clone();
     bad[[23, 5]] = f32::NAN;
-    match Pca::new(2).fit_blocks(&InBlocks { x: bad.view(), rows: 7 }) {
+    match Pca::new(2).fit_blocks(&InBlocks {
+        x: bad.view(),
+        rows: 7,
+    }) {
         Err(PcaError::NonFinite { row, col, .. }) => assert_eq!((row, col), (23, 5)),
         other => panic!("{other:?}"),
     }
