@@ -58,6 +58,19 @@ pub enum FeatureKind {
     Cnn,
 }
 
+/// Whether the report writes one page per galaxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GalaxyPages {
+    /// Up to 100,000 galaxies; above, galaxies are found by id in search.html.
+    #[default]
+    Auto,
+    /// Whatever the number of galaxies.
+    Always,
+    /// Never: search.html finds every galaxy.
+    Never,
+}
+
 /// Which CNN layer to tap for features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -186,6 +199,10 @@ pub struct RunArgs {
     /// Skip the 2-D map of every galaxy (map.html, embedding_2d.npy).
     #[arg(long)]
     pub no_map: bool,
+    /// One page per galaxy with its neighbours: `auto` writes them up to 100,000 galaxies; above,
+    /// and with `never`, search.html finds any galaxy by id, with its neighbours.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub galaxy_pages: Option<GalaxyPages>,
     /// Output folder (must not exist or be empty, unless --force).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

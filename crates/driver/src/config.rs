@@ -118,6 +118,9 @@ pub struct RunConfig {
     /// Draw the 2-D map of every galaxy.
     #[serde(default = "default_true")]
     pub map: bool,
+    /// Whether to write one page per galaxy.
+    #[serde(default)]
+    pub galaxy_pages: crate::cli::GalaxyPages,
     /// Output folder.
     pub out: PathBuf,
     /// Replace an existing output folder.
@@ -153,6 +156,7 @@ struct PartialConfig {
     properties: Option<Vec<String>>,
     scatter: Option<String>,
     map: Option<bool>,
+    galaxy_pages: Option<crate::cli::GalaxyPages>,
 }
 
 fn default_catalog_id() -> String {
@@ -319,6 +323,7 @@ impl RunConfig {
             properties,
             scatter,
             map: !args.no_map && file.map.unwrap_or(true),
+            galaxy_pages: args.galaxy_pages.or(file.galaxy_pages).unwrap_or_default(),
         })
     }
 

@@ -275,6 +275,16 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         &galaxies.ids,
         (0..n).map(|i| (i, graph.neighbors(i).collect())),
     )?;
+    let galaxy_pages = match cfg.galaxy_pages {
+        crate::cli::GalaxyPages::Always => true,
+        crate::cli::GalaxyPages::Never => false,
+        crate::cli::GalaxyPages::Auto => n <= browse::GALAXY_PAGES_MAX,
+    };
+    if !galaxy_pages {
+        tracing::info!(
+            "no page per galaxy ({n} galaxies; --galaxy-pages always writes them): search.html finds any galaxy by id, with its neighbours"
+        );
+    }
     let spinner = progress.spinner("neighbour pages");
     browse::write(
         &dir,
@@ -299,6 +309,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
                 .collect(),
         },
         |i| galaxies.thumbnail(i),
+        galaxy_pages,
     )?;
     spinner.finish_and_clear();
     let neighbours_seconds = t.elapsed().as_secs_f64();
@@ -459,22 +470,24 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         facts,
         pca_plot: "pca_variance.png".into(),
         methods: sections,
-        first_galaxy: Some(browse::galaxy_page(0)),
-        links: map
-            .iter()
-            .map(|_| {
-                (
-                    "map of all galaxies".to_owned(),
-                    crate::map::PAGE.to_owned(),
-                )
-            })
-            .chain([("unusual galaxies".to_owned(), "#unusual".to_owned())])
-            .chain(
-                crate::tables::FILES
-                    .iter()
-                    .map(|f| (f.to_string(), f.to_string())),
+        first_galaxy: galaxy_pages.then(|| browse::galaxy_page(0)),
+        links: std::iter::once((
+            "find a galaxy".to_owned(),
+            crate::report::search::PAGE.to_owned(),
+        ))
+        .chain(map.iter().map(|_| {
+            (
+                "map of all galaxies".to_owned(),
+                crate::map::PAGE.to_owned(),
             )
-            .collect(),
+        }))
+        .chain([("unusual galaxies".to_owned(), "#unusual".to_owned())])
+        .chain(
+            crate::tables::FILES
+                .iter()
+                .map(|f| (f.to_string(), f.to_string())),
+        )
+        .collect(),
         unusual,
     };
     sdss_io::atomic::write_bytes_atomic(dir.join("index.html"), html::render(&page).as_bytes())?;
@@ -608,13 +621,13 @@ fn method_report(
     let bar = progress.bar(members.len() as u64, &format!("{slug} galleries"));
     let mut clusters = Vec::new();
     for (&label, rows) in &members {
-        let mut shown = rows.clone();
         let exemplar = exemplar_of(label);
+        let (mut shown, sampled) = gallery_sample(reduced, rows, label);
         if let Some(e) = exemplar {
             shown.retain(|&i| i != e);
             shown.insert(0, e);
+            shown.truncate(gallery::MAX_TILES);
         }
-        shown.truncate(gallery::MAX_TILES);
         let tiles = shown
             .iter()
             .map(|&i| galaxies.thumbnail(i))
@@ -634,10 +647,11 @@ fn method_report(
                 ),
             )
         };
-        let title = if rows.len() > shown.len() {
-            format!("{title} (first {} shown)", shown.len())
-        } else {
-            title
+        let title = match sampled {
+            Some((near, random)) => {
+                format!("{title}: the {near} nearest the centre, then {random} at random")
+            }
+            None => title,
         };
         gallery::grid(&gallery_dir.join(&file), &title, &tiles, exemplar.is_some())?;
         clusters.push(html::ClusterEntry {
@@ -770,7 +784,51 @@ fn property_request(cfg: &RunConfig) -> Result<crate::properties::PropertyReques
     })
 }
 
-/// The member closest to the members' mean in the reduced space: a typical galaxy of the branch.
+/// The members a cluster's gallery shows: all of them when they fit, else the half of the grid
+/// nearest the cluster's centre (in the reduced space, nearest first) and then a seeded random
+/// draw of the rest, so that a large cluster shows both its core and its spread. Returns the rows
+/// and, for a sample, how many of each kind.
+fn gallery_sample(
+    x: ArrayView2<'_, f32>,
+    rows: &[usize],
+    label: i64,
+) -> (Vec<usize>, Option<(usize, usize)>) {
+    let tiles = gallery::MAX_TILES;
+    if rows.len() <= tiles {
+        return (rows.to_vec(), None);
+    }
+    let members = x.select(Axis(0), rows);
+    let Some(mean) = members.mean_axis(Axis(0)) else {
+        return (rows[..tiles].to_vec(), None);
+    };
+    let mut by_distance: Vec<(f32, usize)> = members
+        .outer_iter()
+        .zip(rows)
+        .map(|(row, &i)| {
+            let d: f32 = row
+                .iter()
+                .zip(mean.iter())
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            (d, i)
+        })
+        .collect();
+    by_distance.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let near = tiles / 2;
+    let mut shown: Vec<usize> = by_distance[..near].iter().map(|&(_, i)| i).collect();
+    let rest: Vec<usize> = by_distance[near..].iter().map(|&(_, i)| i).collect();
+    use rand::seq::index::sample;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(label as u64);
+    let mut random: Vec<usize> = sample(&mut rng, rest.len(), tiles - near)
+        .into_iter()
+        .map(|j| rest[j])
+        .collect();
+    random.sort_unstable();
+    shown.extend(&random);
+    (shown, Some((near, tiles - near)))
+}
+
 /// The micro-cluster of each galaxy as `int64`, for numpy (`linkage_<slug>.npy`'s leaves).
 fn write_micro_assignment(path: &Path, assignment: &[usize]) -> Result<()> {
     let column: Array1<i64> = assignment.iter().map(|&m| m as i64).collect();
@@ -778,6 +836,7 @@ fn write_micro_assignment(path: &Path, assignment: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// The member closest to the members' mean in the reduced space: a typical galaxy of the branch.
 fn representative(x: ArrayView2<'_, f32>, members: &[usize]) -> usize {
     let rows = x.select(Axis(0), members);
     let Some(mean) = rows.mean_axis(Axis(0)) else {

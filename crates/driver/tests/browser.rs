@@ -74,7 +74,7 @@ fn report_loads_in_headless_chromium_with_all_images() {
 
     // Browsing by neighbour: a galaxy's page and a cluster's page load every image, and the galaxy
     // page links to its 8 neighbours' pages.
-    for page in ["galaxy/7.html", "browse/kmeans/cluster_0.html"] {
+    for page in ["galaxy/0000/7.html", "browse/kmeans/cluster_0.html"] {
         let url = format!("file://{}", out.join(page).display());
         let dom = chromium(&["--virtual-time-budget=10000", "--dump-dom", &url]);
         let dom = String::from_utf8_lossy(&dom.stdout);
@@ -107,4 +107,57 @@ fn report_loads_in_headless_chromium_with_all_images() {
         differing > (img.width() * img.height() / 20) as usize,
         "screenshot is (nearly) blank"
     );
+}
+
+#[test]
+#[ignore = "needs chromium"]
+fn without_galaxy_pages_the_search_page_finds_a_galaxy_and_its_neighbours() {
+    // What a report of 100,000+ galaxies does by default, asked for here on 30.
+    let work = tempfile::tempdir().unwrap();
+    let images = work.path().join("images");
+    let files = copy_galaxies(&images, 30);
+    let out = work.path().join("report");
+    ok(
+        work.path(),
+        &[
+            "--quiet",
+            "run",
+            "--images",
+            images.to_str().unwrap(),
+            "--pca",
+            "10",
+            "--method",
+            "kmeans:k=3",
+            "--no-map",
+            "--galaxy-pages",
+            "never",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.join("galaxy").exists(), "no page per galaxy");
+    assert!(out.join("thumbs/0000/29.jpg").exists());
+    let index = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        index.contains("href=\"search.html\""),
+        "the report links the search"
+    );
+    let cluster = std::fs::read_to_string(out.join("browse/kmeans/cluster_0.html")).unwrap();
+    assert!(
+        cluster.contains("search.html#"),
+        "cluster tiles lead to the search"
+    );
+    let id = files[3].file_stem().unwrap().to_str().unwrap().to_owned();
+    let find = |fragment: &str| {
+        let url = format!("file://{}#{fragment}", out.join("search.html").display());
+        let dom = chromium(&["--virtual-time-budget=10000", "--dump-dom", &url]);
+        String::from_utf8_lossy(&dom.stdout).into_owned()
+    };
+    let dom = find(&id);
+    assert!(dom.contains("data-found=\"1\""), "{id} not found:\n{dom}");
+    assert!(dom.contains("data-broken-images=\"0\""), "{dom}");
+    assert!(dom.contains(&format!("Galaxy {id}")), "{dom}");
+    assert_eq!(dom.matches("class=\"tile\" href=\"#").count(), 8, "{dom}");
+    let dom = find("no-such-galaxy");
+    assert!(dom.contains("data-found=\"0\""), "{dom}");
 }

@@ -126,7 +126,7 @@ fn run_fits(features: &str) {
     let options = sdss_io::Preprocess::default();
     let mut checked = 0;
     for (row, file) in files.iter().enumerate() {
-        let thumb = out.join(format!("thumbs/{row}.jpg"));
+        let thumb = out.join(format!("thumbs/0000/{row}.jpg"));
         if !thumb.exists() {
             continue;
         }

@@ -1,7 +1,9 @@
 //! Browsing the sample by similarity: one small page per galaxy showing its nearest neighbours (each
-//! linking on to its own page) and one page per cluster listing every member. Pages share one
-//! thumbnail file per galaxy, a stylesheet and a script, so the report stays small for thousands of
-//! galaxies.
+//! linking on to its own page), one page per cluster listing its members, and a search page that
+//! finds any galaxy by id with its neighbours ([`super::search`]). Pages share one thumbnail file
+//! per galaxy, a stylesheet and a script. Thumbnails and pages sit in folders of [`SHARD`] files;
+//! above [`GALAXY_PAGES_MAX`] galaxies no page per galaxy is written unless asked, and a cluster
+//! page lists at most [`CLUSTER_PAGE_MAX`] members.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,14 +13,26 @@ use ndarray::{Array1, Array3};
 use rayon::prelude::*;
 use sdss_neighbors::KnnGraph;
 
+/// Galaxies per folder of thumbnails and of galaxy pages, so that no folder holds more than this
+/// many files however many galaxies there are (`thumbs/0000/`, `thumbs/0001/`, …).
+pub const SHARD: usize = 1000;
+
+/// Above this many galaxies a run writes no page per galaxy unless asked (`--galaxy-pages
+/// always`): a galaxy is found by id in `search.html`, with its neighbours.
+pub const GALAXY_PAGES_MAX: usize = 100_000;
+
+/// Most galaxies listed on one cluster page; a larger cluster's page shows a seeded random draw
+/// of its members and says so (`labels.csv` lists them all).
+pub const CLUSTER_PAGE_MAX: usize = 2000;
+
 /// Thumbnail of galaxy `row`, relative to the output folder.
 pub fn thumb_path(row: usize) -> String {
-    format!("thumbs/{row}.jpg")
+    format!("thumbs/{:04}/{row}.jpg", row / SHARD)
 }
 
 /// Page of galaxy `row`, relative to the output folder.
 pub fn galaxy_page(row: usize) -> String {
-    format!("galaxy/{row}.html")
+    format!("galaxy/{:04}/{row}.html", row / SHARD)
 }
 
 /// Page of cluster `label` of method `slug`, relative to the output folder.
@@ -50,8 +64,8 @@ pub struct Browse<'a> {
     pub clusterings: Vec<Clustering<'a>>,
 }
 
-/// Writes thumbnails, galaxy pages, cluster pages, `browse.css` and `browse.js` into `dir`; returns
-/// the number of files written.
+/// Writes thumbnails, galaxy pages (when `galaxy_pages`), cluster pages, the search page and its
+/// index, `browse.css` and `browse.js` into `dir`; returns the number of files written.
 ///
 /// `dir` must be the run's staging folder: the whole folder is renamed into place when the run
 /// succeeds, which makes these thousands of small files atomic without a sync per file (syncing each
@@ -60,23 +74,34 @@ pub fn write(
     dir: &Path,
     browse: &Browse<'_>,
     thumbnail: impl Fn(usize) -> Result<Array3<f32>> + Sync,
+    galaxy_pages: bool,
 ) -> Result<usize> {
     let n = browse.ids.len();
-    for sub in ["thumbs", "galaxy"] {
-        std::fs::create_dir_all(dir.join(sub))
-            .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+    for shard in 0..n.div_ceil(SHARD) {
+        let mut subs = vec!["thumbs"];
+        if galaxy_pages {
+            subs.push("galaxy");
+        }
+        for sub in subs {
+            let folder = dir.join(sub).join(format!("{shard:04}"));
+            std::fs::create_dir_all(&folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+        }
     }
     write_file(&dir.join("browse.css"), CSS.as_bytes())?;
     write_file(&dir.join("browse.js"), SCRIPT.as_bytes())?;
     (0..n).into_par_iter().try_for_each(|row| -> Result<()> {
         write_jpeg(&dir.join(thumb_path(row)), &thumbnail(row)?)?;
-        write_file(
-            &dir.join(galaxy_page(row)),
-            galaxy_html(browse, row).as_bytes(),
-        )?;
+        if galaxy_pages {
+            write_file(
+                &dir.join(galaxy_page(row)),
+                galaxy_html(browse, row).as_bytes(),
+            )?;
+        }
         Ok(())
     })?;
-    let mut files = 2 * n + 2;
+    let mut files = if galaxy_pages { 2 * n } else { n } + 2;
+    super::search::write(dir, browse, galaxy_pages)?;
     for c in &browse.clusterings {
         let folder = dir.join("browse").join(c.slug);
         std::fs::create_dir_all(&folder)
@@ -86,12 +111,25 @@ pub fn write(
             members.entry(l).or_default().push(i);
         }
         for (&label, rows) in &members {
-            let html = cluster_html(browse, c.slug, label, rows);
+            let html = cluster_html(browse, c.slug, label, rows, galaxy_pages);
             write_file(&dir.join(cluster_page(c.slug, label)), html.as_bytes())?;
             files += 1;
         }
     }
     Ok(files)
+}
+
+/// `count` of `rows`, drawn with a fixed seed and kept in row order.
+fn seeded_draw(rows: &[usize], count: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::index::sample;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut picked: Vec<usize> = sample(&mut rng, rows.len(), count.min(rows.len()))
+        .into_iter()
+        .map(|i| rows[i])
+        .collect();
+    picked.sort_unstable();
+    picked
 }
 
 fn esc(text: &str) -> String {
@@ -125,16 +163,16 @@ fn tail(out: &mut String, up: &str) {
 }
 
 fn galaxy_html(b: &Browse<'_>, row: usize) -> String {
-    let up = "../";
+    let up = "../../";
     let id = &b.ids[row];
     let n = b.ids.len();
     let mut out = String::with_capacity(3000);
     head(&mut out, &format!("Galaxy {id}"), up);
     let _ = writeln!(
         out,
-        "<nav><a href=\"{up}index.html\">report</a><a href=\"{prev}\">&larr; previous</a><a href=\"{next}\">next &rarr;</a><a href=\"{up}neighbours.csv\">neighbours.csv</a></nav>",
-        prev = file_name(&galaxy_page((row + n - 1) % n)),
-        next = file_name(&galaxy_page((row + 1) % n)),
+        "<nav><a href=\"{up}index.html\">report</a><a href=\"{up}{prev}\">&larr; previous</a><a href=\"{up}{next}\">next &rarr;</a><a href=\"{up}neighbours.csv\">neighbours.csv</a><a href=\"{up}search.html\">find a galaxy</a></nav>",
+        prev = galaxy_page((row + n - 1) % n),
+        next = galaxy_page((row + 1) % n),
     );
     let _ = writeln!(
         out,
@@ -167,8 +205,8 @@ fn galaxy_html(b: &Browse<'_>, row: usize) -> String {
     for (rank, nb) in b.graph.neighbors(row).enumerate() {
         let _ = writeln!(
             out,
-            "<a class=\"tile\" href=\"{page}\"><img src=\"{up}{thumb}\" width=\"80\" height=\"80\" alt=\"{nid}\"><span>{r}. {nid}<br>d = {d:.4}</span></a>",
-            page = file_name(&galaxy_page(nb.index)),
+            "<a class=\"tile\" href=\"{up}{page}\"><img src=\"{up}{thumb}\" width=\"80\" height=\"80\" alt=\"{nid}\"><span>{r}. {nid}<br>d = {d:.4}</span></a>",
+            page = galaxy_page(nb.index),
             thumb = thumb_path(nb.index),
             nid = esc(&b.ids[nb.index]),
             r = rank + 1,
@@ -180,24 +218,50 @@ fn galaxy_html(b: &Browse<'_>, row: usize) -> String {
     out
 }
 
-fn cluster_html(b: &Browse<'_>, slug: &str, label: i64, rows: &[usize]) -> String {
+fn cluster_html(
+    b: &Browse<'_>,
+    slug: &str,
+    label: i64,
+    rows: &[usize],
+    galaxy_pages: bool,
+) -> String {
     let up = "../../";
-    let mut out = String::with_capacity(200 + rows.len() * 160);
+    let shown = if rows.len() > CLUSTER_PAGE_MAX {
+        seeded_draw(rows, CLUSTER_PAGE_MAX, label as u64)
+    } else {
+        rows.to_vec()
+    };
+    let mut out = String::with_capacity(300 + shown.len() * 160);
     let title = format!("{slug}: {} ({} galaxies)", cluster_name(label), rows.len());
     head(&mut out, &title, up);
+    let note = if shown.len() < rows.len() {
+        format!(
+            "{} of the {} members, drawn at random (seeded); <a href=\"{up}labels.csv\">labels.csv</a> lists every member. ",
+            shown.len(),
+            rows.len()
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "<nav><a href=\"{up}index.html#{slug}-{label}\">report</a></nav>\n<h1>{}</h1>\n<p>Each galaxy links to its page and its nearest neighbours.</p>\n<div class=\"tiles\">",
+        "<nav><a href=\"{up}index.html#{slug}-{label}\">report</a><a href=\"{up}search.html\">find a galaxy</a></nav>\n<h1>{}</h1>\n<p>{note}Each galaxy links to its nearest neighbours.</p>\n<div class=\"tiles\">",
         esc(&title),
         slug = esc(slug)
     );
-    for &row in rows {
+    for &row in &shown {
+        let id = &b.ids[row];
+        let page = if galaxy_pages {
+            galaxy_page(row)
+        } else {
+            format!("search.html#{}", percent_encode(id))
+        };
         let _ = writeln!(
             out,
             "<a class=\"tile\" href=\"{up}{page}\"><img src=\"{up}{thumb}\" width=\"80\" height=\"80\" loading=\"lazy\" alt=\"{id}\"><span>{id}</span></a>",
-            page = galaxy_page(row),
+            page = esc(&page),
             thumb = thumb_path(row),
-            id = esc(&b.ids[row])
+            id = esc(id)
         );
     }
     out.push_str("</div>\n");
@@ -205,8 +269,17 @@ fn cluster_html(b: &Browse<'_>, slug: &str, label: i64, rows: &[usize]) -> Strin
     out
 }
 
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+/// `text` with everything but unreserved URL characters percent-encoded (as the search page's
+/// `decodeURIComponent` reads it).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Writes an (H, W, 3) image of values in [0, 1] as a JPEG (quality 90: a few KiB per galaxy).

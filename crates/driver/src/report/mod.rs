@@ -9,4 +9,5 @@ pub mod html;
 pub mod map;
 pub mod plots;
 pub mod properties;
+pub mod search;
 pub mod train_plots;
