@@ -62,13 +62,16 @@ pub struct IvfIndex {
     metric: Metric,
     n: usize,
     d: usize,
-    /// Rows as given, for exact distances.
-    data: Vec<f32>,
+    /// Rows as given, kept only for the cosine metric (whose scans run on unit rows); with the
+    /// Euclidean metric the rows in cell order are the rows as given, and `slot` finds them.
+    raw: Option<Vec<f32>>,
     /// Cell centres (in the prepared space: rows as given, or unit rows for cosine).
     centroids: Vec<f32>,
     /// Rows of cell `c` are `list_rows[offsets[c]..offsets[c + 1]]`.
     offsets: Vec<usize>,
-    list_rows: Vec<usize>,
+    list_rows: Vec<u32>,
+    /// Where row `i` sits in `list_data`.
+    slot: Vec<u32>,
     /// Prepared rows in cell order, so a cell is one contiguous scan.
     list_data: Vec<f32>,
     n_probe: usize,
@@ -111,13 +114,29 @@ impl IvfIndex {
                 reason: "must be at least 1".into(),
             });
         }
-        let data: Vec<f32> = features.iter().copied().collect();
-        let mut prepared = vec![0.0f32; n * d];
-        prepared
-            .par_chunks_mut(d)
-            .zip(data.par_chunks(d))
-            .for_each(|(out, row)| prepare(metric, row, out));
-
+        if u32::try_from(n).is_err() {
+            return Err(NeighborError::InvalidParameter {
+                name: "feature matrix",
+                reason: format!("{n} rows: at most {} fit one index", u32::MAX),
+            });
+        }
+        // The index holds the data once (in cell order) plus 8 bytes per row: the Euclidean
+        // scans run on the rows as given, so no other copy is made; cosine scans unit rows and
+        // keeps the rows as given for the exact distances.
+        let given: std::borrow::Cow<'_, [f32]> = match features.as_slice() {
+            Some(rows) => std::borrow::Cow::Borrowed(rows),
+            None => std::borrow::Cow::Owned(features.iter().copied().collect()),
+        };
+        let (prepared, raw): (std::borrow::Cow<'_, [f32]>, Option<Vec<f32>>) = match metric {
+            Metric::Euclidean => (given, None),
+            Metric::Cosine => {
+                let mut unit = vec![0.0f32; n * d];
+                unit.par_chunks_mut(d)
+                    .zip(given.par_chunks(d))
+                    .for_each(|(out, row)| prepare(metric, row, out));
+                (std::borrow::Cow::Owned(unit), Some(given.into_owned()))
+            }
+        };
         let mut rng = SplitMix(params.seed);
         // k-means on a sample of up to 64 rows per cell, as FAISS does: enough for the centres.
         let sample = rng.sample(n, (64 * n_lists).min(n));
@@ -126,38 +145,43 @@ impl IvfIndex {
             .flat_map(|&i| prepared[i * d..(i + 1) * d].iter().copied())
             .collect();
         let centroids = kmeans(&sample_rows, d, n_lists, params.kmeans_iterations, &mut rng);
-        let assign: Vec<usize> = nearest_cells(&prepared, d, &centroids, 1)
-            .into_iter()
-            .map(|c| c[0])
-            .collect();
+        let assign: Vec<u32> = nearest_cell(&prepared, d, &centroids);
         let mut offsets = vec![0usize; n_lists + 1];
         for &c in &assign {
-            offsets[c + 1] += 1;
+            offsets[c as usize + 1] += 1;
         }
         for c in 0..n_lists {
             offsets[c + 1] += offsets[c];
         }
         let mut fill = offsets.clone();
-        let mut list_rows = vec![0usize; n];
+        // `n` fits u32 (checked above), so the row and slot numbers do.
+        let mut list_rows = vec![0u32; n];
+        let mut slot = vec![0u32; n];
         for (i, &c) in assign.iter().enumerate() {
-            list_rows[fill[c]] = i;
+            let c = c as usize;
+            list_rows[fill[c]] = i as u32;
+            slot[i] = fill[c] as u32;
             fill[c] += 1;
         }
         let mut list_data = vec![0.0f32; n * d];
         list_data
             .par_chunks_mut(d)
             .zip(list_rows.par_iter())
-            .for_each(|(out, &i)| out.copy_from_slice(&prepared[i * d..(i + 1) * d]));
+            .for_each(|(out, &i)| {
+                let i = i as usize;
+                out.copy_from_slice(&prepared[i * d..(i + 1) * d])
+            });
         drop(prepared);
 
         let mut index = IvfIndex {
             metric,
             n,
             d,
-            data,
+            raw,
             centroids,
             offsets,
             list_rows,
+            slot,
             list_data,
             n_probe: params.n_probe.unwrap_or(1).min(n_lists),
             estimated_recall: None,
@@ -172,7 +196,7 @@ impl IvfIndex {
     fn calibrate(
         &mut self,
         features: ArrayView2<'_, f32>,
-        assign: &[usize],
+        assign: &[u32],
         params: &IvfParams,
         rng: &mut SplitMix,
     ) -> Result<()> {
@@ -192,7 +216,10 @@ impl IvfIndex {
                 for (r, &c) in order.iter().enumerate() {
                     rank_of[c] = r;
                 }
-                Ok(truth.iter().map(|t| rank_of[assign[t.index]]).collect())
+                Ok(truth
+                    .iter()
+                    .map(|t| rank_of[assign[t.index] as usize])
+                    .collect())
             })
             .collect::<Result<Vec<_>>>()?
             .into_iter()
@@ -239,7 +266,24 @@ impl IvfIndex {
     }
 
     fn raw_row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.d..(i + 1) * self.d]
+        let d = self.d;
+        match &self.raw {
+            Some(raw) => &raw[i * d..(i + 1) * d],
+            None => {
+                let s = self.slot[i] as usize;
+                &self.list_data[s * d..(s + 1) * d]
+            }
+        }
+    }
+
+    /// Bytes the index holds: the rows once (twice for cosine), the centres and 8 bytes per row.
+    pub fn memory_bytes(&self) -> usize {
+        4 * (self.list_data.len()
+            + self.raw.as_ref().map_or(0, Vec::len)
+            + self.centroids.len()
+            + self.list_rows.len()
+            + self.slot.len())
+            + 8 * self.offsets.len()
     }
 
     /// The first `p` cells nearest to prepared query `q`, nearest first.
@@ -280,7 +324,7 @@ impl IvfIndex {
                 .chunks_exact(self.d)
                 .enumerate()
             {
-                let i = self.list_rows[a + pos];
+                let i = self.list_rows[a + pos] as usize;
                 if Some(i) == exclude {
                     continue;
                 }
@@ -466,6 +510,40 @@ fn nearest_cells(rows: &[f32], d: usize, centroids: &[f32], p: usize) -> Vec<Vec
                 .into_iter()
         })
         .collect()
+}
+
+/// The nearest centroid of every row, as [`nearest_cells`] with `p = 1` but without a list per
+/// row (which would cost more than the rows themselves for a million galaxies of 20 values).
+fn nearest_cell(rows: &[f32], d: usize, centroids: &[f32]) -> Vec<u32> {
+    let k = centroids.len() / d;
+    let cn: Vec<f32> = centroids
+        .chunks_exact(d)
+        .map(|c| c.iter().map(|v| v * v).sum())
+        .collect();
+    let cmat = MatRef::from_row_major_slice(centroids, k, d).transpose();
+    let mut out = vec![0u32; rows.len() / d];
+    out.par_chunks_mut(256)
+        .zip(rows.par_chunks(256 * d))
+        .for_each(|(cells, block)| {
+            let b = block.len() / d;
+            let mut g = vec![0.0f32; b * k];
+            let lhs = MatRef::from_row_major_slice(block, b, d);
+            let dst = MatMut::from_row_major_slice_mut(&mut g, b, k);
+            matmul(dst, Accum::Replace, lhs, cmat, 1.0f32, Par::Seq);
+            for (r, cell) in cells.iter_mut().enumerate() {
+                let mut best = (f32::INFINITY, 0usize);
+                for (c, (&x, &n)) in g[r * k..(r + 1) * k].iter().zip(&cn).enumerate() {
+                    let dist = n - 2.0 * x;
+                    // Ties to the lower cell, as the sorted list of `nearest_cells` has it.
+                    if dist < best.0 {
+                        best = (dist, c);
+                    }
+                }
+                // k <= n fits u32.
+                *cell = best.1 as u32;
+            }
+        });
+    out
 }
 
 /// SplitMix64: a small, seeded, portable generator for the samples (no dependency needed).

@@ -56,3 +56,24 @@ fn recall_on_the_real_galaxies_cnn_features() {
         assert!(recall >= 0.95, "{metric}: recall@10 {recall}");
     }
 }
+
+#[test]
+fn the_euclidean_index_holds_the_data_once() {
+    // Issue 15's bound for the inverted file at a million galaxies: at most 1.3 times the data.
+    // Rows in cell order are the only copy; 8 bytes per row find them and their cells.
+    let (x, _) = sdss_neighbors::make_blobs(20_000, 20, 50, 1.0, 3);
+    let index = sdss_neighbors::IvfIndex::new(x.view(), sdss_neighbors::Metric::Euclidean).unwrap();
+    let ratio = index.memory_bytes() as f64 / (x.len() * 4) as f64;
+    assert!(ratio <= 1.15, "index holds {ratio:.3} x the data");
+    // Distances are measured on the rows as given.
+    for nb in index.query_row(17, 5).unwrap() {
+        let d: f32 = x
+            .row(17)
+            .iter()
+            .zip(x.row(nb.index))
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            .sqrt();
+        assert!((nb.distance - d).abs() < 1e-4, "{nb:?}: {d}");
+    }
+}

@@ -67,4 +67,4 @@ pub use pca::{
     krylov_block_width, FittedPca, NComponents, Pca, SvdSolver, DEFAULT_ITERATED_POWER,
     DEFAULT_N_OVERSAMPLES,
 };
-pub use streamed::{InBlocks, RowBlocks, MAPPED_BLOCK_BYTES};
+pub use streamed::{BlockVisitor, InBlocks, RowBlocks, MAPPED_BLOCK_BYTES};

@@ -17,6 +17,9 @@ use crate::linalg::{as_faer, check_finite, par, RunningStats};
 use crate::pca::{randomized_svd, CentredProducts};
 use crate::{FittedPca, NComponents, Pca, PcaError, PcaFloat, SvdSolver};
 
+/// What [`RowBlocks::for_each_block`] calls on each block: `(first_row, block)`.
+pub type BlockVisitor<'v, F> = dyn FnMut(usize, ArrayView2<'_, F>) -> Result<(), PcaError> + 'v;
+
 /// A matrix (n_samples x n_features) that is read a block of consecutive rows at a time.
 pub trait RowBlocks<F: PcaFloat> {
     /// Rows (samples).
@@ -25,10 +28,7 @@ pub trait RowBlocks<F: PcaFloat> {
     fn ncols(&self) -> usize;
     /// Calls `f(first_row, block)` on consecutive blocks covering every row once, in order;
     /// stops at the first error.
-    fn for_each_block(
-        &self,
-        f: &mut dyn FnMut(usize, ArrayView2<'_, F>) -> Result<(), PcaError>,
-    ) -> Result<(), PcaError>;
+    fn for_each_block(&self, f: &mut BlockVisitor<'_, F>) -> Result<(), PcaError>;
 }
 
 /// Bytes of data per block when a [`sdss_io::mapped::MappedMatrix`] is read: large enough that
@@ -42,10 +42,7 @@ impl RowBlocks<f32> for sdss_io::mapped::MappedMatrix {
     fn ncols(&self) -> usize {
         sdss_io::mapped::MappedMatrix::ncols(self)
     }
-    fn for_each_block(
-        &self,
-        f: &mut dyn FnMut(usize, ArrayView2<'_, f32>) -> Result<(), PcaError>,
-    ) -> Result<(), PcaError> {
+    fn for_each_block(&self, f: &mut BlockVisitor<'_, f32>) -> Result<(), PcaError> {
         let rows = self.rows_per_block(MAPPED_BLOCK_BYTES);
         sdss_io::mapped::MappedMatrix::for_each_block(self, rows, f)
     }
@@ -68,10 +65,7 @@ impl<F: PcaFloat> RowBlocks<F> for InBlocks<'_, F> {
     fn ncols(&self) -> usize {
         self.x.ncols()
     }
-    fn for_each_block(
-        &self,
-        f: &mut dyn FnMut(usize, ArrayView2<'_, F>) -> Result<(), PcaError>,
-    ) -> Result<(), PcaError> {
+    fn for_each_block(&self, f: &mut BlockVisitor<'_, F>) -> Result<(), PcaError> {
         let step = self.rows.max(1);
         for (b, block) in self.x.axis_chunks_iter(Axis(0), step).enumerate() {
             f(b * step, block)?;

@@ -1,9 +1,11 @@
 //! PCA: the galaxies' features → their coordinates on the leading principal components.
 //!
-//! Features in memory (an `.npy` stack) or mapped from a file that fits comfortably are fitted
-//! as scikit-learn would (`auto` picks the solver). Mapped features larger than a quarter of the
-//! available memory, or any with `--pca-streamed`, are fitted block by block with the randomized
-//! solver and projected block by block, so the run never holds them whole.
+//! Features in memory (an `.npy` stack) are fitted as scikit-learn would (`auto` picks the
+//! solver). Mapped features (a folder's, written a batch at a time) are fitted block by block with
+//! the randomized solver and projected block by block, so the run never holds them whole,
+//! whenever `auto` would pick the randomized solver anyway (the pixels, the 37632-wide Flatten
+//! tap), when they are larger than a quarter of the available memory, or with `--pca-streamed`.
+//! Otherwise (few features, or a variance fraction) the exact solver reads them through the map.
 
 use anyhow::{bail, Result};
 use ndarray::Array2;
@@ -55,7 +57,12 @@ pub fn fit(cfg: &RunConfig, galaxies: &Galaxies, progress: &Progress) -> Result<
             let limit = sdss_cluster::memory::available_bytes()
                 .map(|b| b / STREAM_ABOVE_FRACTION_OF_MEMORY);
             let large = limit.is_some_and(|l| mapped.data_bytes() as u64 > l);
-            (cfg.pca_streamed || large).then_some((mapped, large))
+            // Where scikit-learn's `auto` picks the randomized solver anyway, reading the map
+            // block by block gives the same model to rounding and keeps the features out of
+            // memory whatever their size.
+            let randomized = sdss_pca::SvdSolver::Auto.resolve(n, d, pca_size.to_n_components())
+                == sdss_pca::SvdSolver::Randomized;
+            (cfg.pca_streamed || large || randomized).then_some((mapped, large))
         }
         None => {
             if cfg.pca_streamed {
