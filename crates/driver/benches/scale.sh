@@ -5,13 +5,16 @@
 # the release binary (PCA 20, k-means 10, affinity propagation 0.8 and Ward 32 in their automatic
 # form: exact up to 20,000 galaxies, on k-means micro-clusters above). Python side, same inputs, same
 # run: scikit-learn PCA(20) and KMeans(10) (it has no scalable affinity propagation or Ward).
-# ARI against the known groups for every clustering.
+# ARI against the known groups for every clustering. Then the 10-nearest-neighbour graph of the PCA
+# output with the inverted-file index (crates/sdss-neighbors/examples/ivf_scale.rs): build time, the
+# index's memory against the data's, one-query latency, recall@10 against exact search on 200 rows.
 #
-#   cargo build --release -p driver
+#   cargo build --release -p driver && cargo build --release -p sdss-neighbors --example ivf_scale
 #   SDSS_BENCH_PYTHON=/work/venv/bin/python crates/driver/benches/scale.sh 10000 100000 1000000
 set -eu
 py=${SDSS_BENCH_PYTHON:-python3}
 bin=${SDSS_CLUSTERING:-target/release/sdss-clustering}
+ivf=${SDSS_IVF_SCALE:-$(dirname "$bin")/examples/ivf_scale}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 stage() { # name command...: prints "name seconds peak-MiB"
@@ -42,6 +45,13 @@ np.save(sys.argv[2] + '/x.npy', x.astype(np.float32)); np.save(sys.argv[2] + '/t
     ari "$work/ap.npy"
     stage "ours   Ward 32" "$bin" --quiet cluster --input "$work/z.npy" --method agglomerative --k 32 --out "$work/ward.npy"
     ari "$work/ward.npy"
+    if /usr/bin/time -f "%e %M" -o "$work/time" "$ivf" "$work/z.npy" >"$work/ivf.txt" 2>"$work/err"; then
+        set -- $(cat "$work/time")
+        printf 'ours   10-NN graph (inverted file) %s s %d MiB\n' "$1" $(($2 / 1024))
+        sed 's/^/  /' "$work/ivf.txt"
+    else
+        echo "ours   10-NN graph FAILED: $(tail -n 3 "$work/err")"
+    fi
     stage "python PCA 20" "$py" -c "
 import numpy as np, sys
 from sklearn.decomposition import PCA

@@ -5,33 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::ArrayView1;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::FeatureKind;
 use crate::config::{MethodSpec, RunConfig};
-use crate::input::{self, FeatureRequest, Galaxies, Input};
+use crate::input;
 use crate::progress::Progress;
-use crate::report::{browse, dendrogram, gallery, html, plots};
-
-/// Internal metrics are O(N²) in memory traffic for silhouette; above this many galaxies it is skipped.
-const SILHOUETTE_MAX_SAMPLES: usize = 20_000;
-
-/// Nearest neighbours per galaxy in the report's "browse by neighbour" pages and `neighbours.csv`.
-const REPORT_NEIGHBOURS: usize = 8;
-
-/// Up to this many galaxies the report's neighbours are exact; above, the approximate index is used
-/// (exact all-pairs search grows as N²).
-const EXACT_NEIGHBOURS_MAX: usize = 20_000;
-
-/// One fitted method and what was written for it.
-struct MethodRun {
-    slug: String,
-    spec: MethodSpec,
-    clustering: sdss_cluster::Clustering,
-    seconds: f64,
-}
+use crate::report::{browse, html, plots};
 
 /// Runs the pipeline; returns the output folder.
 pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
@@ -64,38 +46,8 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     let staging = Staging::begin(&out, cfg.force)?;
     let dir = staging.path().to_owned();
 
-    let input = Input::from_options(cfg.images.as_deref(), cfg.npy.as_deref())?;
-    if cfg.features == FeatureKind::Pixels {
-        tracing::info!("features: raw pixels (the baseline)");
-    } else {
-        tracing::info!("features: CNN, layer {:?}", cfg.layer);
-    }
-    let request = FeatureRequest {
-        kind: cfg.features,
-        weights: cfg.weights.clone(),
-        layer: cfg.layer,
-        skip_bad: cfg.skip_bad,
-        batch_size: cfg.batch_size,
-        max_image_pixels: cfg.max_image_pixels,
-        files: None,
-    };
     let t = Instant::now();
-    let galaxies = match &cfg.features_from {
-        Some(from) => {
-            tracing::info!(
-                "features: read from {} (not computed; --images gives the thumbnails)",
-                from.display()
-            );
-            input::load_precomputed(
-                from,
-                &input,
-                cfg.max_image_pixels,
-                &dir.join("features.npy"),
-            )?
-        }
-        // Written into the run a batch at a time as they are computed.
-        None => input::load(&input, &request, &dir.join("features.npy"), &progress)?,
-    };
+    let galaxies = crate::stages::features::load(&cfg, &dir, &progress)?;
     let features_seconds = t.elapsed().as_secs_f64();
     let features = galaxies.features();
     let (n, d) = features.dim();
@@ -173,47 +125,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     )?;
 
     // Clustering.
-    let mut runs: Vec<MethodRun> = Vec::new();
-    for spec in specs {
-        let method = spec.build()?;
-        let slug = unique_slug(spec.short, &runs);
-        let spinner = progress.spinner(&format!("clustering: {}", spec.canonical_text()));
-        let t = Instant::now();
-        let clustering = method
-            .fit(reduced.view())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", spec.canonical_text()))?;
-        let seconds = t.elapsed().as_secs_f64();
-        spinner.finish_and_clear();
-        if clustering.converged == Some(false) {
-            tracing::warn!(
-                "{}: did NOT converge in {} iterations; its labels are reported but are not a converged result",
-                spec.canonical_text(),
-                clustering.iterations.unwrap_or(0)
-            );
-        }
-        tracing::info!(
-            "{}: {} clusters in {:.2} s",
-            spec.canonical_text(),
-            clustering.n_clusters,
-            seconds
-        );
-        sdss_io::npy::write_npy(
-            dir.join(format!("labels_{slug}.npy")),
-            &clustering.labels.view(),
-        )?;
-        if let Some(linkage) = &clustering.linkage {
-            linkage.write_npy(dir.join(format!("linkage_{slug}.npy")))?;
-        }
-        if let Some(assignment) = &clustering.micro_assignment {
-            write_micro_assignment(&dir.join(format!("micro_clusters_{slug}.npy")), assignment)?;
-        }
-        runs.push(MethodRun {
-            slug,
-            spec,
-            clustering,
-            seconds,
-        });
-    }
+    let runs = crate::stages::cluster::fit_all(specs, reduced.view(), &dir, &progress)?;
 
     // Metrics.
     let t = Instant::now();
@@ -221,42 +133,20 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         Some(path) => Some(input::read_truth(path, &galaxies.ids)?),
         None => None,
     };
-    let mut metrics = BTreeMap::new();
-    for r in &runs {
-        let mut m = internal_metrics(reduced.view(), r.clustering.labels.view());
-        if let Some(t) = &truth {
-            m.insert(
-                "adjusted_rand_index".into(),
-                json!(sdss_cluster::adjusted_rand_score(
-                    t.view(),
-                    r.clustering.labels.view()
-                )?),
-            );
-            m.insert(
-                "normalized_mutual_info".into(),
-                json!(sdss_cluster::normalized_mutual_info_score(
-                    t.view(),
-                    r.clustering.labels.view()
-                )?),
-            );
-        }
-        m.insert(
-            "summary".into(),
-            serde_json::to_value(r.clustering.summary())?,
-        );
-        m.insert("spec".into(), json!(r.spec.canonical_text()));
-        m.insert("seconds".into(), json!(r.seconds));
-        metrics.insert(r.slug.clone(), serde_json::Value::Object(m));
-    }
-    write_json(&dir.join("metrics.json"), &metrics)?;
-    write_labels_csv(&dir.join("labels.csv"), &galaxies.ids, &runs)?;
+    let metrics = crate::stages::cluster::evaluate(
+        &runs,
+        reduced.view(),
+        truth.as_ref(),
+        &galaxies.ids,
+        &dir,
+    )?;
     let metrics_seconds = t.elapsed().as_secs_f64();
 
     // Figures and galleries.
     let t = Instant::now();
     let mut sections = Vec::new();
     for r in &runs {
-        sections.push(method_report(
+        sections.push(crate::stages::galleries::method_report(
             &dir,
             r,
             &galaxies,
@@ -269,49 +159,18 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
 
     // Nearest neighbours in the PCA space (where the clustering happened), for browsing by similarity.
     let t = Instant::now();
-    let graph = neighbour_graph(reduced.view())?;
-    crate::similar::write_neighbours_csv(
-        &dir.join("neighbours.csv"),
-        &galaxies.ids,
-        (0..n).map(|i| (i, graph.neighbors(i).collect())),
-    )?;
-    let galaxy_pages = match cfg.galaxy_pages {
-        crate::cli::GalaxyPages::Always => true,
-        crate::cli::GalaxyPages::Never => false,
-        crate::cli::GalaxyPages::Auto => n <= browse::GALAXY_PAGES_MAX,
-    };
-    if !galaxy_pages {
-        tracing::info!(
-            "no page per galaxy ({n} galaxies; --galaxy-pages always writes them): search.html finds any galaxy by id, with its neighbours"
-        );
-    }
-    let spinner = progress.spinner("neighbour pages");
-    browse::write(
-        &dir,
-        &browse::Browse {
-            ids: &galaxies.ids,
-            graph: &graph,
-            space: format!(
-                "Euclidean distance in the PCA space ({} components){}",
-                ratios.len(),
-                if n > EXACT_NEIGHBOURS_MAX {
-                    "; approximate search"
-                } else {
-                    ""
-                }
-            ),
-            clusterings: runs
-                .iter()
-                .map(|r| browse::Clustering {
-                    slug: &r.slug,
-                    labels: &r.clustering.labels,
-                })
-                .collect(),
-        },
-        |i| galaxies.thumbnail(i),
+    let crate::stages::neighbours::Neighbours {
+        graph,
         galaxy_pages,
+    } = crate::stages::neighbours::write(
+        &cfg,
+        &dir,
+        &galaxies,
+        reduced.view(),
+        ratios.len(),
+        &runs,
+        &progress,
     )?;
-    spinner.finish_and_clear();
     let neighbours_seconds = t.elapsed().as_secs_f64();
 
     // The most unusual galaxies.
@@ -364,7 +223,10 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
             crate::properties::write(&dir, joined, &request, &labelled, &|labels, label| {
                 let members: Vec<usize> =
                     (0..labels.len()).filter(|&i| labels[i] == label).collect();
-                galaxies.thumbnail(representative(reduced.view(), &members))
+                galaxies.thumbnail(crate::stages::galleries::representative(
+                    reduced.view(),
+                    &members,
+                ))
             })?;
             for s in &mut sections {
                 s.properties = Some(crate::properties::page(&s.slug));
@@ -529,250 +391,6 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The report's k-nearest-neighbour graph of the reduced features: exact up to
-/// [`EXACT_NEIGHBOURS_MAX`] galaxies, approximate above.
-fn neighbour_graph(reduced: ArrayView2<'_, f32>) -> Result<sdss_neighbors::KnnGraph> {
-    use sdss_neighbors::{ExactIndex, IvfIndex, Metric, NeighborIndex};
-    let n = reduced.nrows();
-    let k = REPORT_NEIGHBOURS.min(n.saturating_sub(1));
-    let graph = if n <= EXACT_NEIGHBOURS_MAX {
-        ExactIndex::new(reduced, Metric::Euclidean)?.knn_graph(k)?
-    } else {
-        IvfIndex::new(reduced, Metric::Euclidean)?.knn_graph(k)?
-    };
-    Ok(graph)
-}
-
-/// Silhouette, Calinski–Harabasz and Davies–Bouldin on the non-noise galaxies, where defined.
-fn internal_metrics(
-    x: ArrayView2<'_, f32>,
-    labels: ArrayView1<'_, i64>,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut m = serde_json::Map::new();
-    let keep: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] >= 0).collect();
-    let mut distinct: Vec<i64> = keep.iter().map(|&i| labels[i]).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() < 2 || distinct.len() >= keep.len() {
-        m.insert(
-            "note".into(),
-            json!(format!(
-                "internal metrics need 2 <= clusters < galaxies; found {} clusters of {} non-noise galaxies",
-                distinct.len(),
-                keep.len()
-            )),
-        );
-        return m;
-    }
-    let xs: Array2<f32> = x.select(Axis(0), &keep);
-    let ls: Array1<i64> = keep.iter().map(|&i| labels[i]).collect();
-    if keep.len() <= SILHOUETTE_MAX_SAMPLES {
-        if let Ok(s) = sdss_cluster::silhouette_score(xs.view(), ls.view()) {
-            m.insert("silhouette".into(), json!(s));
-        }
-    } else {
-        m.insert(
-            "silhouette_skipped".into(),
-            json!(format!("more than {SILHOUETTE_MAX_SAMPLES} galaxies")),
-        );
-    }
-    if let Ok(s) = sdss_cluster::calinski_harabasz_score(xs.view(), ls.view()) {
-        m.insert("calinski_harabasz".into(), json!(s));
-    }
-    if let Ok(s) = sdss_cluster::davies_bouldin_score(xs.view(), ls.view()) {
-        m.insert("davies_bouldin".into(), json!(s));
-    }
-    m
-}
-
-/// Size plot, galleries and dendrogram of one method; returns its section of the page.
-fn method_report(
-    dir: &Path,
-    r: &MethodRun,
-    galaxies: &Galaxies,
-    reduced: ArrayView2<'_, f32>,
-    metrics: &BTreeMap<String, serde_json::Value>,
-    progress: &Progress,
-) -> Result<html::MethodSection> {
-    let c = &r.clustering;
-    let slug = &r.slug;
-    let sizes = c.cluster_sizes();
-    let noise = c.n_noise();
-    let sizes_plot = format!("sizes_{slug}.png");
-    plots::cluster_sizes(
-        &dir.join(&sizes_plot),
-        &sizes,
-        noise,
-        &format!("{}: galaxies per cluster", r.spec.canonical_text()),
-    )?;
-
-    // Members of each cluster in row order; the exemplar (if any) first.
-    let mut members: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for (i, &l) in c.labels.iter().enumerate() {
-        members.entry(l).or_default().push(i);
-    }
-    let exemplar_of = |label: i64| -> Option<usize> {
-        let ex = c.exemplars.as_ref()?;
-        usize::try_from(label).ok().and_then(|l| ex.get(l).copied())
-    };
-    let gallery_dir = dir.join("gallery").join(slug);
-    std::fs::create_dir_all(&gallery_dir)
-        .with_context(|| format!("cannot create {}", gallery_dir.display()))?;
-    let bar = progress.bar(members.len() as u64, &format!("{slug} galleries"));
-    let mut clusters = Vec::new();
-    for (&label, rows) in &members {
-        let exemplar = exemplar_of(label);
-        let (mut shown, sampled) = gallery_sample(reduced, rows, label);
-        if let Some(e) = exemplar {
-            shown.retain(|&i| i != e);
-            shown.insert(0, e);
-            shown.truncate(gallery::MAX_TILES);
-        }
-        let tiles = shown
-            .iter()
-            .map(|&i| galaxies.thumbnail(i))
-            .collect::<Result<Vec<_>>>()?;
-        let (file, title) = if label < 0 {
-            (
-                "noise.png".to_owned(),
-                format!("Noise: {} galaxies", rows.len()),
-            )
-        } else {
-            (
-                format!("cluster_{label}_of_{}.png", c.n_clusters),
-                format!(
-                    "Cluster {label} of {}: {} galaxies",
-                    c.n_clusters,
-                    rows.len()
-                ),
-            )
-        };
-        let title = match sampled {
-            Some((near, random)) => {
-                format!("{title}: the {near} nearest the centre, then {random} at random")
-            }
-            None => title,
-        };
-        gallery::grid(&gallery_dir.join(&file), &title, &tiles, exemplar.is_some())?;
-        clusters.push(html::ClusterEntry {
-            label,
-            size: rows.len(),
-            image: format!("gallery/{slug}/{file}"),
-            exemplar: exemplar.map(|e| galaxies.ids[e].clone()),
-            browse: Some(browse::cluster_page(slug, label)),
-        });
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    if c.exemplars.is_some() {
-        // Affinity propagation: exemplars first, as the original showed them.
-        clusters.sort_by_key(|e| (e.exemplar.is_none(), e.label));
-    }
-
-    let dendrogram = match &c.linkage {
-        Some(linkage) => {
-            let mut tree =
-                dendrogram::truncate(linkage.matrix().view(), dendrogram::DEFAULT_LEVELS);
-            if let Some(assignment) = &c.micro_assignment {
-                // The scalable form's leaves are micro-clusters: show their galaxies.
-                let mut galaxies_of = vec![Vec::new(); linkage.n_samples()];
-                for (galaxy, &micro) in assignment.iter().enumerate() {
-                    galaxies_of[micro].push(galaxy);
-                }
-                for leaf in &mut tree.leaves {
-                    leaf.members = leaf
-                        .members
-                        .iter()
-                        .flat_map(|&m| galaxies_of[m].iter().copied())
-                        .collect();
-                }
-            }
-            let examples = tree
-                .leaves
-                .iter()
-                .map(|leaf| galaxies.thumbnail(representative(reduced, &leaf.members)))
-                .collect::<Result<Vec<_>>>()?;
-            let file = format!("dendrogram_{slug}.png");
-            dendrogram::draw(
-                &dir.join(&file),
-                &tree,
-                &examples,
-                |i| {
-                    let m = &tree.leaves[i].members;
-                    if m.len() == 1 {
-                        galaxies.ids[m[0]].clone()
-                    } else {
-                        format!("({})", m.len())
-                    }
-                },
-                &format!(
-                    "{}: top {} merge levels (SciPy truncate_mode='level')",
-                    r.spec.canonical_text(),
-                    dendrogram::DEFAULT_LEVELS
-                ),
-            )?;
-            Some(file)
-        }
-        None => None,
-    };
-
-    let mut facts = vec![
-        ("clusters".to_owned(), c.n_clusters.to_string()),
-        ("seconds".to_owned(), format!("{:.2}", r.seconds)),
-    ];
-    if let Some(m) = c.micro_clusters {
-        facts.push((
-            "scalable form".into(),
-            format!(
-                "on {m} k-means micro-clusters (every galaxy takes its micro-cluster's label; \
-                 micro_clusters_{slug}.npy maps galaxies to them)"
-            ),
-        ));
-    }
-    if noise > 0 {
-        facts.push(("noise".into(), noise.to_string()));
-    }
-    if let Some(it) = c.iterations {
-        facts.push(("iterations".into(), it.to_string()));
-    }
-    if let Some(conv) = c.converged {
-        facts.push((
-            "converged".into(),
-            if conv {
-                "yes".into()
-            } else {
-                "NO: result is not converged".into()
-            },
-        ));
-    }
-    if let Some(inertia) = c.inertia {
-        facts.push(("inertia".into(), format!("{inertia:.6}")));
-    }
-    if let Some(serde_json::Value::Object(m)) = metrics.get(slug) {
-        for key in [
-            "silhouette",
-            "calinski_harabasz",
-            "davies_bouldin",
-            "adjusted_rand_index",
-            "normalized_mutual_info",
-        ] {
-            if let Some(v) = m.get(key).and_then(|v| v.as_f64()) {
-                facts.push((key.replace('_', " "), format!("{v:.4}")));
-            }
-        }
-    }
-    Ok(html::MethodSection {
-        slug: slug.clone(),
-        spec: r.spec.canonical_text(),
-        facts,
-        sizes_plot,
-        dendrogram,
-        labels_file: format!("labels_{slug}.npy"),
-        clusters,
-        properties: None,
-    })
-}
-
 fn property_request(cfg: &RunConfig) -> Result<crate::properties::PropertyRequest<'_>> {
     Ok(crate::properties::PropertyRequest {
         properties: &cfg.properties,
@@ -782,109 +400,6 @@ fn property_request(cfg: &RunConfig) -> Result<crate::properties::PropertyReques
             .map(crate::config::parse_scatter)
             .transpose()?,
     })
-}
-
-/// The members a cluster's gallery shows: all of them when they fit, else the half of the grid
-/// nearest the cluster's centre (in the reduced space, nearest first) and then a seeded random
-/// draw of the rest, so that a large cluster shows both its core and its spread. Returns the rows
-/// and, for a sample, how many of each kind.
-fn gallery_sample(
-    x: ArrayView2<'_, f32>,
-    rows: &[usize],
-    label: i64,
-) -> (Vec<usize>, Option<(usize, usize)>) {
-    let tiles = gallery::MAX_TILES;
-    if rows.len() <= tiles {
-        return (rows.to_vec(), None);
-    }
-    let members = x.select(Axis(0), rows);
-    let Some(mean) = members.mean_axis(Axis(0)) else {
-        return (rows[..tiles].to_vec(), None);
-    };
-    let mut by_distance: Vec<(f32, usize)> = members
-        .outer_iter()
-        .zip(rows)
-        .map(|(row, &i)| {
-            let d: f32 = row
-                .iter()
-                .zip(mean.iter())
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum();
-            (d, i)
-        })
-        .collect();
-    by_distance.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let near = tiles / 2;
-    let mut shown: Vec<usize> = by_distance[..near].iter().map(|&(_, i)| i).collect();
-    let rest: Vec<usize> = by_distance[near..].iter().map(|&(_, i)| i).collect();
-    use rand::seq::index::sample;
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(label as u64);
-    let mut random: Vec<usize> = sample(&mut rng, rest.len(), tiles - near)
-        .into_iter()
-        .map(|j| rest[j])
-        .collect();
-    random.sort_unstable();
-    shown.extend(&random);
-    (shown, Some((near, tiles - near)))
-}
-
-/// The micro-cluster of each galaxy as `int64`, for numpy (`linkage_<slug>.npy`'s leaves).
-fn write_micro_assignment(path: &Path, assignment: &[usize]) -> Result<()> {
-    let column: Array1<i64> = assignment.iter().map(|&m| m as i64).collect();
-    sdss_io::npy::write_npy(path, &column.view())?;
-    Ok(())
-}
-
-/// The member closest to the members' mean in the reduced space: a typical galaxy of the branch.
-fn representative(x: ArrayView2<'_, f32>, members: &[usize]) -> usize {
-    let rows = x.select(Axis(0), members);
-    let Some(mean) = rows.mean_axis(Axis(0)) else {
-        return members.first().copied().unwrap_or(0);
-    };
-    let mut best = (f32::INFINITY, members.first().copied().unwrap_or(0));
-    for (row, &i) in rows.outer_iter().zip(members) {
-        let d: f32 = row
-            .iter()
-            .zip(mean.iter())
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum();
-        if d < best.0 {
-            best = (d, i);
-        }
-    }
-    best.1
-}
-
-fn unique_slug(short: &str, runs: &[MethodRun]) -> String {
-    let taken = |s: &str| runs.iter().any(|r| r.slug == s);
-    if !taken(short) {
-        return short.to_owned();
-    }
-    (2..)
-        .map(|i| format!("{short}-{i}"))
-        .find(|s| !taken(s))
-        .unwrap_or_else(|| short.to_owned())
-}
-
-fn write_labels_csv(path: &Path, ids: &[String], runs: &[MethodRun]) -> Result<()> {
-    use std::io::Write;
-    sdss_io::atomic::write_atomic(path, |w| {
-        write!(w, "id")?;
-        for r in runs {
-            write!(w, ",{}", r.slug)?;
-        }
-        writeln!(w)?;
-        for (i, id) in ids.iter().enumerate() {
-            write!(w, "{}", sdss_io::stack::csv_field(id))?;
-            for r in runs {
-                write!(w, ",{}", r.clustering.labels[i])?;
-            }
-            writeln!(w)?;
-        }
-        Ok(())
-    })?;
-    Ok(())
 }
 
 /// Writes pretty JSON atomically.

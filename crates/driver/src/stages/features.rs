@@ -1,0 +1,48 @@
+//! Load and features: the input (a folder of images, an `.npy` stack, or features computed before)
+//! to each galaxy's features, written to the run's `features.npy` a batch at a time and mapped from
+//! there (see [`crate::input::load`]).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::FeatureKind;
+use crate::config::RunConfig;
+use crate::input::{self, FeatureRequest, Galaxies, Input};
+use crate::progress::Progress;
+
+/// The galaxies of the run's input with their features, which are in `dir/features.npy`.
+pub fn load(cfg: &RunConfig, dir: &Path, progress: &Progress) -> Result<Galaxies> {
+    let input = Input::from_options(cfg.images.as_deref(), cfg.npy.as_deref())?;
+    if cfg.features == FeatureKind::Pixels {
+        tracing::info!("features: raw pixels (the baseline)");
+    } else {
+        tracing::info!("features: CNN, layer {:?}", cfg.layer);
+    }
+    let request = FeatureRequest {
+        kind: cfg.features,
+        weights: cfg.weights.clone(),
+        layer: cfg.layer,
+        skip_bad: cfg.skip_bad,
+        batch_size: cfg.batch_size,
+        max_image_pixels: cfg.max_image_pixels,
+        files: None,
+    };
+    let galaxies = match &cfg.features_from {
+        Some(from) => {
+            tracing::info!(
+                "features: read from {} (not computed; --images gives the thumbnails)",
+                from.display()
+            );
+            input::load_precomputed(
+                from,
+                &input,
+                cfg.max_image_pixels,
+                &dir.join("features.npy"),
+            )?
+        }
+        // Written into the run a batch at a time as they are computed.
+        None => input::load(&input, &request, &dir.join("features.npy"), progress)?,
+    };
+    Ok(galaxies)
+}
