@@ -62,7 +62,7 @@ pub enum FeatureKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GalaxyPages {
-    /// Up to 100,000 galaxies; above, galaxies are found by id in search.html.
+    /// Below 100,000 galaxies; from 100,000, galaxies are found by id in search.html.
     #[default]
     Auto,
     /// Whatever the number of galaxies.
@@ -199,7 +199,7 @@ pub struct RunArgs {
     /// Skip the 2-D map of every galaxy (map.html, embedding_2d.npy).
     #[arg(long)]
     pub no_map: bool,
-    /// One page per galaxy with its neighbours: `auto` writes them up to 100,000 galaxies; above,
+    /// One page per galaxy with its neighbours: `auto` writes them below 100,000 galaxies; from there,
     /// and with `never`, search.html finds any galaxy by id, with its neighbours.
     #[arg(long, value_enum, value_name = "WHEN")]
     pub galaxy_pages: Option<GalaxyPages>,

@@ -90,10 +90,26 @@ fn bad_options_name_themselves() {
     let images = work.path().join("images");
     copy_galaxies(&images, 3);
     let dir = images.to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["run", "--images", dir, "--pca", "1.5", "--out", "o"],
             "--pca",
+        ),
+        (
+            // A variance fraction needs an exact solver, which holds the features.
+            &[
+                "run",
+                "--images",
+                dir,
+                "--features",
+                "pixels",
+                "--pca",
+                "0.9",
+                "--pca-streamed",
+                "--out",
+                "o",
+            ],
+            "give a number of components",
         ),
         (
             &[

@@ -2,7 +2,7 @@
 //! linking on to its own page), one page per cluster listing its members, and a search page that
 //! finds any galaxy by id with its neighbours ([`super::search`]). Pages share one thumbnail file
 //! per galaxy, a stylesheet and a script. Thumbnails and pages sit in folders of [`SHARD`] files;
-//! above [`GALAXY_PAGES_MAX`] galaxies no page per galaxy is written unless asked, and a cluster
+//! from [`GALAXY_PAGES_MAX`] galaxies on no page per galaxy is written unless asked, and a cluster
 //! page lists at most [`CLUSTER_PAGE_MAX`] members.
 
 use std::fmt::Write as _;
@@ -17,7 +17,7 @@ use sdss_neighbors::KnnGraph;
 /// many files however many galaxies there are (`thumbs/0000/`, `thumbs/0001/`, …).
 pub const SHARD: usize = 1000;
 
-/// Above this many galaxies a run writes no page per galaxy unless asked (`--galaxy-pages
+/// From this many galaxies on, a run writes no page per galaxy unless asked (`--galaxy-pages
 /// always`): a galaxy is found by id in `search.html`, with its neighbours.
 pub const GALAXY_PAGES_MAX: usize = 100_000;
 
