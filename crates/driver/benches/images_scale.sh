@@ -15,16 +15,7 @@ here=$(dirname "$0")
 n=${1:-100000}
 work=$(mktemp -d "${TMPDIR:-/tmp}/sdss-images-scale.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-stage() { # name command...: prints "name seconds peak-MiB"
-    name=$1
-    shift
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || {
-        echo "$name FAILED: $(tail -n 3 "$work/err")"
-        return 0
-    }
-    set -- $(cat "$work/time")
-    printf '%s %s s %d MiB\n' "$name" "$1" $(($2 / 1024))
-}
+. "$(dirname "$0")/stage.sh"
 mkdir "$work/images"
 "$py" - "$src" "$work/images" "$n" <<'PY'
 import os, sys

@@ -17,16 +17,7 @@ bin=${SDSS_CLUSTERING:-target/release/sdss-clustering}
 ivf=${SDSS_IVF_SCALE:-$(dirname "$bin")/examples/ivf_scale}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-stage() { # name command...: prints "name seconds peak-MiB"
-    name=$1
-    shift
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || {
-        echo "$name FAILED: $(tail -n 3 "$work/err")"
-        return 0
-    }
-    set -- $(cat "$work/time")
-    printf '%s %s s %d MiB\n' "$name" "$1" $(($2 / 1024))
-}
+. "$(dirname "$0")/stage.sh"
 ari() {
     "$py" -c "import numpy as np, sys; from sklearn.metrics import adjusted_rand_score as a; l = np.load(sys.argv[2]); print(f'  {len(np.unique(l[l >= 0]))} clusters, ARI vs known groups {a(np.load(sys.argv[1]), l):.3f}')" "$work/truth.npy" "$1"
 }
