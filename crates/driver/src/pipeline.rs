@@ -258,75 +258,13 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
         },
     )?;
     let tables_seconds = t.elapsed().as_secs_f64();
-    let mut facts = vec![
-        ("galaxies".to_owned(), n.to_string()),
-        (
-            "input".to_owned(),
-            cfg.images
-                .as_ref()
-                .or(cfg.npy.as_ref())
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        ),
-        (
-            "features".to_owned(),
-            match (&cfg.features_from, cfg.features) {
-                (Some(from), _) => format!("read from {} ({d} values)", from.display()),
-                (None, FeatureKind::Pixels) => format!("raw pixels ({d} values)"),
-                (None, FeatureKind::Cnn) => format!("CNN layer {:?} ({d} values)", cfg.layer),
-            },
-        ),
-        (
-            "PCA".to_owned(),
-            format!(
-                "{} components, {:.2}% of the variance ({} solver{})",
-                ratios.len(),
-                total * 100.0,
-                pca.svd_solver(),
-                if pca_streamed {
-                    ", fitted block by block over the memory-mapped features"
-                } else {
-                    ""
-                }
-            ),
-        ),
-    ];
-    if cfg.features == FeatureKind::Cnn && cfg.features_from.is_none() {
-        let (network, ours) = input::describe_weights(cfg.weights.as_deref());
-        facts.push(("network".to_owned(), network));
-        if ours {
-            facts.push((
-                "feature quality".to_owned(),
-                input::FEATURE_STUDY_URL.to_owned(),
-            ));
-        }
-    }
-    if let Some(j) = &joined {
-        facts.push((
-            "catalogue".to_owned(),
-            format!(
-                "{}: {} of {n} galaxies joined on {}; {} galaxies unmatched, {} ambiguous; {} of {} catalogue rows unmatched (catalog_*.csv)",
-                j.summary.catalog.display(),
-                j.summary.matched,
-                j.summary.on,
-                j.summary.unmatched_galaxies,
-                j.summary.ambiguous,
-                j.summary.unmatched_catalog_rows,
-                j.summary.catalog_rows
-            ),
-        ));
-    }
-    if !galaxies.skipped.is_empty() {
-        facts.push((
-            "skipped images".to_owned(),
-            galaxies
-                .skipped
-                .iter()
-                .map(|b| b.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ));
-    }
+    let facts = crate::stages::report::facts(
+        &cfg,
+        &galaxies,
+        d,
+        crate::stages::pca::describe(ratios.len(), total, pca.svd_solver(), pca_streamed),
+        joined.as_ref(),
+    );
     let page = html::Page {
         title: format!("sdss-clustering: {n} galaxies"),
         facts,

@@ -132,3 +132,22 @@ pub fn fit(cfg: &RunConfig, galaxies: &Galaxies, progress: &Progress) -> Result<
         streamed,
     })
 }
+
+/// The PCA in words, for the report: components, variance kept, solver, and whether it read the
+/// features block by block.
+pub fn describe(
+    components: usize,
+    total: f64,
+    solver: sdss_pca::SvdSolver,
+    streamed: bool,
+) -> String {
+    format!(
+        "{components} components, {:.2}% of the variance ({solver} solver{})",
+        total * 100.0,
+        if streamed {
+            ", fitted block by block over the memory-mapped features"
+        } else {
+            ""
+        }
+    )
+}
