@@ -233,3 +233,27 @@ fn reading_a_file_in_chunks_equals_reading_its_bytes() {
         .to_string()
         .contains("truncated"));
 }
+
+#[test]
+fn mapping_a_seed_or_regression_agrees_with_reading_it_or_is_a_typed_error() {
+    // `MappedMatrix::open` parses the same header as `read_npy` and then trusts the file's bytes
+    // as the matrix: every seed and regression either maps to what `read_matrix_f32` reads (for
+    // little-endian float32 matrices), or is refused with an error naming the file; none panics.
+    let mut paths = files("seeds", "npy");
+    paths.extend(files("regressions", "npy"));
+    let mut mapped = 0;
+    for path in &paths {
+        match sdss_io::mapped::MappedMatrix::open(path) {
+            Ok(m) => {
+                let read = sdss_io::npy::read_matrix_f32(path).unwrap();
+                assert_eq!(m.view(), read.view(), "{}", path.display());
+                mapped += 1;
+            }
+            Err(e) => {
+                let name = path.file_name().unwrap().to_string_lossy();
+                assert!(e.to_string().contains(name.as_ref()), "{e}");
+            }
+        }
+    }
+    assert!(mapped >= 1, "a float32 seed maps");
+}

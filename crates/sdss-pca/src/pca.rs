@@ -1110,22 +1110,6 @@ impl<F: PcaFloat> FittedPca<F> {
                 found: projected.ncols(),
             });
         }
-        // Whitened projections have unit variance per component; undo that scale.
-        let unwhiten: Vec<f64> = self
-            .explained_variance
-            .iter()
-            .map(|e| {
-                if self.whiten {
-                    e.as_f64().sqrt().max(F::EPSILON_F64).powi(2)
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        let column_variance = |col: ArrayView1<'_, F>| -> f64 {
-            let mean = col.iter().map(|v| v.as_f64()).sum::<f64>() / n as f64;
-            col.iter().map(|v| (v.as_f64() - mean).powi(2)).sum::<f64>() / (n - 1) as f64
-        };
         // The total variance row by row (x is row-major), about the model's mean to keep the
         // sums of squares from cancelling: var = (Σ(x − m)² − (Σ(x − m))² / n) / (n − 1).
         let p = x.ncols();
@@ -1156,12 +1140,38 @@ impl<F: PcaFloat> FittedPca<F> {
             .zip(&s2)
             .map(|(a, b)| (b - a * a / n as f64) / (n - 1) as f64)
             .sum();
-        Ok(projected
+        Ok(self.ratios_of_projection(projected, total))
+    }
+
+    /// Each component's variance in `projected` over the data's `total` variance.
+    pub(crate) fn ratios_of_projection(
+        &self,
+        projected: ArrayView2<'_, F>,
+        total: f64,
+    ) -> Array1<f64> {
+        let n = projected.nrows();
+        // Whitened projections have unit variance per component; undo that scale.
+        let unwhiten: Vec<f64> = self
+            .explained_variance
+            .iter()
+            .map(|e| {
+                if self.whiten {
+                    e.as_f64().sqrt().max(F::EPSILON_F64).powi(2)
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let column_variance = |col: ArrayView1<'_, F>| -> f64 {
+            let mean = col.iter().map(|v| v.as_f64()).sum::<f64>() / n as f64;
+            col.iter().map(|v| (v.as_f64() - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        };
+        projected
             .columns()
             .into_iter()
             .zip(&unwhiten)
             .map(|(c, u)| column_variance(c) * u / total)
-            .collect())
+            .collect()
     }
 
     /// Projects `x` (n x n_features) onto the components: `(x - mean) componentsᵀ`, divided by

@@ -217,6 +217,31 @@ impl<F: PcaFloat> FittedPca<F> {
     }
 }
 
+impl<F: PcaFloat> FittedPca<F> {
+    /// [`FittedPca::explained_variance_ratio_of`] for data read a block of rows at a time: the
+    /// variance each component explains of all of `source`, given `projected`, this model's
+    /// projection of it (after a fit on a sample, what the sample's components reach on all).
+    pub fn explained_variance_ratio_of_blocks<S: RowBlocks<F> + ?Sized>(
+        &self,
+        source: &S,
+        projected: ArrayView2<'_, F>,
+    ) -> Result<ndarray::Array1<f64>, PcaError> {
+        let n = source.nrows();
+        if n < 2 {
+            return Err(PcaError::TooFewSamples { n_samples: n });
+        }
+        if projected.dim() != (n, self.n_components()) {
+            return Err(PcaError::ShapeMismatch {
+                method: "explained_variance_ratio_of_blocks",
+                expected: self.n_components(),
+                found: projected.ncols(),
+            });
+        }
+        let total = block_stats(source)?.total_var;
+        Ok(self.ratios_of_projection(projected, total))
+    }
+}
+
 /// Column means and total variance over the blocks, shifted by the first row; a non-finite
 /// value is reported with its row and column.
 fn block_stats<F: PcaFloat, S: RowBlocks<F> + ?Sized>(

@@ -105,3 +105,30 @@ fn what_a_streamed_fit_cannot_do_is_a_typed_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_ratios_of_a_sampled_fit_on_all_rows_agree_block_by_block() {
+    let x = data(400, 30);
+    let model = Pca::new(4)
+        .fit_sample(150)
+        .random_state(2)
+        .fit(x.view())
+        .unwrap();
+    let blocks = InBlocks {
+        x: x.view(),
+        rows: 33,
+    };
+    let projected = model.transform_blocks(&blocks).unwrap();
+    let in_memory = model
+        .explained_variance_ratio_of(x.view(), projected.view())
+        .unwrap();
+    let streamed = model
+        .explained_variance_ratio_of_blocks(&blocks, projected.view())
+        .unwrap();
+    for (a, b) in in_memory.iter().zip(&streamed) {
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    }
+    assert!(model
+        .explained_variance_ratio_of_blocks(&blocks, projected.slice(s![..5, ..]))
+        .is_err());
+}

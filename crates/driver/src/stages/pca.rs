@@ -107,12 +107,16 @@ pub fn fit(cfg: &RunConfig, galaxies: &Galaxies, progress: &Progress) -> Result<
     spinner.finish_and_clear();
     // After a fit on a sample, the ratios reported are those the components reach on every
     // galaxy, not on the sample.
-    let ratios: Vec<f64> = match sampled {
-        Some(_) => model
+    let ratios: Vec<f64> = match (sampled, streamed_source) {
+        (Some(_), Some((mapped, _))) => model
+            .explained_variance_ratio_of_blocks(mapped, reduced.view())
+            .map_err(pca_error)?
+            .to_vec(),
+        (Some(_), None) => model
             .explained_variance_ratio_of(features, reduced.view())
             .map_err(pca_error)?
             .to_vec(),
-        None => model
+        (None, _) => model
             .explained_variance_ratio()
             .iter()
             .map(|&v| f64::from(v))
