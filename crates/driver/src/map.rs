@@ -16,9 +16,12 @@ use crate::unusual::Scores;
 pub const PAGE: &str = "map.html";
 
 /// Computes the embedding, writes `embedding_2d.npy` and the page; returns the (N, 2) coordinates.
+/// A click opens the galaxy's page, or its entry in `search.html` when the run wrote no page per
+/// galaxy (`galaxy_pages` false).
 #[allow(clippy::too_many_arguments)]
 pub fn draw(
     dir: &Path,
+    galaxy_pages: bool,
     reduced: ArrayView2<'_, f32>,
     ids: &[String],
     labels: &[(&str, &[i64])],
@@ -67,7 +70,13 @@ pub fn draw(
             xy: xy.view(),
             colourings,
             thumb: &browse::thumb_path,
-            page: &browse::galaxy_page,
+            page: &|i| {
+                if galaxy_pages {
+                    browse::galaxy_page(i)
+                } else {
+                    browse::search_link(&ids[i])
+                }
+            },
             title: format!("sdss-clustering: map of {} galaxies", ids.len()),
         },
     )?;

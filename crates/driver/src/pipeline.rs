@@ -185,6 +185,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     let map = if cfg.map {
         Some(crate::map::draw(
             &dir,
+            galaxy_pages,
             reduced.view(),
             &galaxies.ids,
             &runs

@@ -128,7 +128,6 @@ fn without_galaxy_pages_the_search_page_finds_a_galaxy_and_its_neighbours() {
             "10",
             "--method",
             "kmeans:k=3",
-            "--no-map",
             "--galaxy-pages",
             "never",
             "--out",

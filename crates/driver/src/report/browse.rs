@@ -254,7 +254,7 @@ fn cluster_html(
         let page = if galaxy_pages {
             galaxy_page(row)
         } else {
-            format!("search.html#{}", percent_encode(id))
+            search_link(id)
         };
         let _ = writeln!(
             out,
@@ -267,6 +267,11 @@ fn cluster_html(
     out.push_str("</div>\n");
     tail(&mut out, up);
     out
+}
+
+/// Galaxy `id`'s entry in the search page, relative to the output folder.
+pub fn search_link(id: &str) -> String {
+    format!("{}#{}", super::search::PAGE, percent_encode(id))
 }
 
 /// `text` with everything but unreserved URL characters percent-encoded (as the search page's
