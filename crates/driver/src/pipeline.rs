@@ -309,6 +309,8 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
                 "spec": r.spec.canonical_text(),
                 "n_clusters": r.clustering.n_clusters,
                 "micro_clusters": r.clustering.micro_clusters,
+                // Affinity propagation on the sparse k-NN graph: its k.
+                "knn_graph": r.clustering.knn_graph,
             }))).collect::<BTreeMap<_, _>>(),
             "seconds": {
                 "features": features_seconds,

@@ -250,6 +250,8 @@ fn scalable_forms_and_a_sampled_pca_are_recorded_in_run_json_and_the_report() {
             "affinity:damping=0.8,micro_clusters=12",
             "--method",
             "kmeans:k=4",
+            "--method",
+            "affinity:damping=0.8,knn=10",
         ],
     );
     let run: serde_json::Value =
@@ -258,6 +260,14 @@ fn scalable_forms_and_a_sampled_pca_are_recorded_in_run_json_and_the_report() {
     assert_eq!(methods["agglomerative"]["micro_clusters"], 12, "{methods}");
     assert!(methods["affinity"]["micro_clusters"].as_u64().unwrap() <= 12);
     assert!(methods["kmeans"]["micro_clusters"].is_null(), "{methods}");
+    // Affinity propagation on the sparse graph of each galaxy's 10 nearest neighbours.
+    assert_eq!(methods["affinity-2"]["knn_graph"], 10, "{methods}");
+    assert!(
+        methods["affinity-2"]["micro_clusters"].is_null(),
+        "{methods}"
+    );
+    assert!(methods["affinity"]["knn_graph"].is_null(), "{methods}");
+    assert_eq!(labels(&out.join("labels_affinity-2.npy")).len(), 40);
     // The tree's leaves are the micro-clusters; the map from galaxies to them is written.
     let z = sdss_io::npy::read_matrix_f64(out.join("linkage_agglomerative.npy")).unwrap();
     assert_eq!(z.nrows(), 11);
@@ -277,6 +287,7 @@ fn scalable_forms_and_a_sampled_pca_are_recorded_in_run_json_and_the_report() {
     }
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("scalable form"), "the report says so");
+    assert!(html.contains("10 nearest neighbours"), "and which");
     // The PCA was fitted on 25 of the 40 galaxies, its ratios measured on all 40.
     let pca: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("pca.json")).unwrap()).unwrap();

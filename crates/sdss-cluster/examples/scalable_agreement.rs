@@ -1,6 +1,7 @@
 //! How far the scalable forms agree with the exact ones: affinity propagation (damping 0.8) and
-//! Ward (cut to 32) on every sample against the same methods on k-means micro-clusters, scored
-//! by the adjusted Rand index, with times and cluster counts.
+//! Ward (cut to 32) on every sample against the same methods on k-means micro-clusters, and
+//! affinity propagation on sparse k-nearest-neighbour graphs (`KNN=10,30,100`), scored by the
+//! adjusted Rand index, with times and cluster counts.
 //!
 //! ```sh
 //! cargo run --release -p sdss-cluster --example scalable_agreement -- \
@@ -28,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(String::as_str)
         .unwrap_or("1000,2000,5000")
         .split(',')
+        .filter(|t| !t.is_empty())
         .map(str::parse)
         .collect::<Result<_, _>>()?;
     // `blobs:N:K`: N points around K known centres in 20-d, so agreement with the truth can be
@@ -92,12 +94,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let exact_ward = timed("Ward 32, exact", &|| ward(Scale::Exact).fit(x.view()));
     // How stable the exact partitions are themselves: the same exact methods on the data moved
     // by 1% of each feature's spread. Agreement of a scalable form can not be judged above it.
+    // `NO_NUDGE=1` skips this (and an empty micro-cluster list skips the micro forms).
+    let skip = std::env::var_os("NO_NUDGE").is_some();
     let nudged = nudged(&x, 0.01, 11);
     let nudged_ap = timed("affinity propagation, exact, nudged 1%", &|| {
-        ap(Scale::Exact).fit(nudged.view())
+        if skip {
+            Err(sdss_cluster::ClusterError::EmptyInput { rows: 0, cols: 0 })
+        } else {
+            ap(Scale::Exact).fit(nudged.view())
+        }
     });
     let nudged_ward = timed("Ward 32, exact, nudged 1%", &|| {
-        ward(Scale::Exact).fit(nudged.view())
+        if skip {
+            Err(sdss_cluster::ClusterError::EmptyInput { rows: 0, cols: 0 })
+        } else {
+            ward(Scale::Exact).fit(nudged.view())
+        }
     });
     let ari = |r: &Option<(Clustering, f64)>, e: &Option<(Clustering, f64)>| match (r, e) {
         (Some((r, _)), Some((e, _))) => adjusted_rand_score(r.labels.view(), e.labels.view())
@@ -131,6 +143,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ari(&w, &exact_ward),
             secs(&w)
         );
+    }
+    // The other scalable form of affinity propagation: messages along each sample's k nearest
+    // neighbours only (`KNN=10,30`; the graph's build time is printed on its own).
+    let ks: Vec<usize> = std::env::var("KNN")
+        .unwrap_or_else(|_| "10,30,100".into())
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    if let Some(&max_k) = ks.iter().max() {
+        use sdss_neighbors::{ExactIndex, Metric, NeighborIndex};
+        let x32 = x.mapv(|v| v as f32);
+        let t = Instant::now();
+        let graph = ExactIndex::new(x32.view(), Metric::Euclidean)?.knn_graph(max_k)?;
+        println!(
+            "exact {max_k}-NN graph in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        println!("| k-NN graph | AP clusters | AP ARI vs exact | AP s |");
+        println!("|---|---|---|---|");
+        for &k in &ks {
+            let lists: Vec<Vec<usize>> = (0..x.nrows())
+                .map(|i| graph.neighbors(i).take(k).map(|nb| nb.index).collect())
+                .collect();
+            let a = timed(&format!("affinity propagation, {k}-NN graph"), &|| {
+                ap(Scale::Exact).fit_knn(x.view(), &lists)
+            });
+            println!(
+                "| {k} | {} | {} | {} |",
+                a.as_ref().map_or(0, |r| r.0.n_clusters),
+                ari(&a, &exact_ap),
+                a.as_ref().map_or("–".into(), |r| format!("{:.2}", r.1))
+            );
+        }
     }
     Ok(())
 }

@@ -48,6 +48,10 @@ pub struct AffinityPropagation {
     /// [`Scale::Auto`]: exact up to [`crate::scalable::EXACT_MAX_SAMPLES`] samples that fit in
     /// memory, else on [`crate::scalable::DEFAULT_AP_MICRO_CLUSTERS`] micro-clusters.
     pub micro_clusters: Scale,
+    /// Run on the sparse graph of each sample's `k` nearest neighbours instead
+    /// ([`AffinityPropagation::fit_knn`]; exact neighbours up to 20,000 samples, the inverted-file
+    /// index above): memory O(n k). `None` (the default): `micro_clusters` decides.
+    pub knn: Option<usize>,
 }
 
 impl Default for AffinityPropagation {
@@ -66,6 +70,7 @@ impl AffinityPropagation {
             preference: None,
             seed: 0,
             micro_clusters: Scale::Auto,
+            knn: None,
         }
     }
 
@@ -119,6 +124,9 @@ impl AffinityPropagation {
     /// similarity matrix cannot be allocated.
     pub fn fit<T: Element>(&self, x: ArrayView2<'_, T>) -> Result<Clustering> {
         self.validate()?;
+        if let Some(k) = self.knn {
+            return self.fit_on_knn_graph(x, k);
+        }
         let x = checked_f64(x)?;
         let n = x.nrows();
         // The f32 similarity matrix (4 n² bytes) dominates; the sparse messages are O(n).
@@ -138,6 +146,47 @@ impl AffinityPropagation {
             None => self.fit_exact(x),
             Some(m) => self.fit_micro(&x, m),
         }
+    }
+
+    /// [`AffinityPropagation::fit_knn`] on the graph of each sample's `k` nearest neighbours,
+    /// found here.
+    fn fit_on_knn_graph<T: Element>(&self, x: ArrayView2<'_, T>, k: usize) -> Result<Clustering> {
+        use sdss_neighbors::{ExactIndex, IvfIndex, Metric, NeighborIndex};
+        let n = x.nrows();
+        if k == 0 {
+            return Err(invalid("knn", k, "must be at least 1 neighbour"));
+        }
+        let k = k.min(n.saturating_sub(1)).max(1);
+        // s, r, a (f64) and the target of every edge, and the graph's lists.
+        let bytes = (n as u64) * (k as u64 + 1) * 48;
+        crate::memory::check_fits(
+            "affinity propagation on the k-NN graph",
+            bytes,
+            n,
+            crate::memory::available_bytes(),
+            "fewer neighbours (knn=...) or micro_clusters=N",
+        )?;
+        let x32: Array2<f32> = checked_f64(x)?.mapv(|v| v as f32);
+        let graph_error = |e: sdss_neighbors::NeighborError| ClusterError::InvalidParameter {
+            name: "knn",
+            value: k.to_string(),
+            reason: e.to_string(),
+        };
+        let graph = if n <= crate::scalable::EXACT_MAX_SAMPLES {
+            ExactIndex::new(x32.view(), Metric::Euclidean)
+                .and_then(|i| i.knn_graph(k))
+                .map_err(graph_error)?
+        } else {
+            IvfIndex::new(x32.view(), Metric::Euclidean)
+                .and_then(|i| i.knn_graph(k))
+                .map_err(graph_error)?
+        };
+        let lists: Vec<Vec<usize>> = (0..n)
+            .map(|i| graph.neighbors(i).map(|nb| nb.index).collect())
+            .collect();
+        drop(graph);
+        tracing::info!(n_samples = n, k, "affinity propagation on the {k}-NN graph");
+        self.fit_knn(x32.view(), &lists)
     }
 
     /// Affinity propagation on `m` weighted k-means micro-clusters, every sample then taking its
@@ -201,6 +250,7 @@ impl AffinityPropagation {
             linkage: None,
             micro_clusters: Some(m),
             micro_assignment: Some(micro.assignment),
+            knn_graph: None,
         })
     }
 
@@ -241,6 +291,7 @@ impl AffinityPropagation {
                 linkage: None,
                 micro_clusters: None,
                 micro_assignment: None,
+                knn_graph: None,
             });
         }
 
@@ -269,6 +320,7 @@ impl AffinityPropagation {
             linkage: None,
             micro_clusters: None,
             micro_assignment: None,
+            knn_graph: None,
         })
     }
 }
@@ -280,7 +332,7 @@ const PREFERENCE_SAMPLE: usize = 4_000;
 
 /// The median similarity between samples (scikit-learn's default preference), computed exactly
 /// for up to [`PREFERENCE_SAMPLE`] samples and on a seeded sample of that many above.
-fn sampled_median_similarity(x: &Array2<f64>, seed: u64) -> Result<f32> {
+pub(crate) fn sampled_median_similarity(x: &Array2<f64>, seed: u64) -> Result<f32> {
     let idx = crate::scalable::sample_indices(x.nrows(), PREFERENCE_SAMPLE, seed);
     let sample = x.select(ndarray::Axis(0), &idx);
     let k = sample.nrows();

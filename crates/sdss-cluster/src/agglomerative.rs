@@ -203,6 +203,7 @@ impl Agglomerative {
             linkage: Some(linkage),
             micro_clusters: Some(micro.len()),
             micro_assignment: Some(micro.assignment),
+            knn_graph: None,
             ..Clustering::from_labels("agglomerative", labels.into())
         })
     }

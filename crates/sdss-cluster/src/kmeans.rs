@@ -141,6 +141,7 @@ impl KMeans {
             linkage: None,
             micro_clusters: None,
             micro_assignment: None,
+            knn_graph: None,
         })
     }
 }

@@ -41,6 +41,7 @@ mod minibatch;
 mod numpy_rng;
 mod result;
 pub mod scalable;
+mod sparse_affinity;
 
 pub use affinity::AffinityPropagation;
 pub use agglomerative::{Agglomerative, Cut, LinkageMethod};

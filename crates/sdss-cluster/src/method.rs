@@ -70,7 +70,7 @@ pub enum ClusterMethod {
 const KMEANS_KEYS: &str = "k (or n_clusters), n_init, max_iter, tol, seed, init (k-means++|random)";
 const MINIBATCH_KEYS: &str = "k (or n_clusters), batch_size, max_iter, init_size, max_no_improvement, reassignment_ratio, seed, init (k-means++|random)";
 const AP_KEYS: &str =
-    "damping, max_iter, convergence_iter, preference, seed, micro_clusters (auto|exact|M)";
+    "damping, max_iter, convergence_iter, preference, seed, micro_clusters (auto|exact|M), knn (K)";
 const AGGLO_KEYS: &str = "k (or n_clusters), distance_threshold, linkage (ward|average|complete|single), micro_clusters (auto|exact|M, Ward only), seed";
 const DBSCAN_KEYS: &str = "eps, min_samples";
 const HDBSCAN_KEYS: &str =
@@ -180,6 +180,7 @@ impl ClusterMethod {
                         "preference" => m.preference = Some(parse("preference", v)?),
                         "seed" | "random_state" => m.seed = parse("seed", v)?,
                         "micro_clusters" => m.micro_clusters = Scale::parse(v)?,
+                        "knn" => m.knn = Some(parse("knn", v)?),
                         other => return Err(unknown("affinity-propagation", other, AP_KEYS)),
                     }
                 }

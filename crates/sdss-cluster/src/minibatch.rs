@@ -235,6 +235,7 @@ impl MiniBatchKMeans {
             linkage: None,
             micro_clusters: None,
             micro_assignment: None,
+            knn_graph: None,
         })
     }
 

@@ -39,6 +39,9 @@ pub struct Clustering {
     pub micro_clusters: Option<usize>,
     /// In the scalable form, the micro-cluster of each sample (the leaves of `linkage`).
     pub micro_assignment: Option<Vec<usize>>,
+    /// `Some(k)` when affinity propagation ran on the sparse k-nearest-neighbour graph
+    /// ([`crate::AffinityPropagation::knn`]).
+    pub knn_graph: Option<usize>,
 }
 
 impl Clustering {
@@ -62,6 +65,7 @@ impl Clustering {
             linkage: None,
             micro_clusters: None,
             micro_assignment: None,
+            knn_graph: None,
         }
     }
 
@@ -101,6 +105,7 @@ impl Clustering {
             inertia: self.inertia,
             exemplars: self.exemplars.clone(),
             micro_clusters: self.micro_clusters,
+            knn_graph: self.knn_graph,
         }
     }
 }
@@ -128,6 +133,8 @@ pub struct ClusteringSummary {
     pub exemplars: Option<Vec<usize>>,
     /// Micro-clusters the scalable form ran on; absent (`null`) for the exact form.
     pub micro_clusters: Option<usize>,
+    /// Neighbours per sample of the k-NN graph affinity propagation ran on, if it did.
+    pub knn_graph: Option<usize>,
 }
 
 /// A hierarchical clustering as SciPy's linkage matrix: `n - 1` rows of

@@ -156,6 +156,12 @@ pub fn method_report(
             ),
         ));
     }
+    if let Some(k) = c.knn_graph {
+        facts.push((
+            "scalable form".into(),
+            format!("on the sparse graph of each galaxy's {k} nearest neighbours"),
+        ));
+    }
     if noise > 0 {
         facts.push(("noise".into(), noise.to_string()));
     }
