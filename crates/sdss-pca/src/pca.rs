@@ -1100,16 +1100,7 @@ impl<F: PcaFloat> FittedPca<F> {
         projected: ArrayView2<'_, F>,
     ) -> Result<Array1<f64>, PcaError> {
         let n = x.nrows();
-        if n < 2 {
-            return Err(PcaError::TooFewSamples { n_samples: n });
-        }
-        if projected.dim() != (n, self.n_components()) {
-            return Err(PcaError::ShapeMismatch {
-                method: "explained_variance_ratio_of",
-                expected: self.n_components(),
-                found: projected.ncols(),
-            });
-        }
+        self.check_projection(n, projected, "explained_variance_ratio_of")?;
         // The total variance row by row (x is row-major), about the model's mean to keep the
         // sums of squares from cancelling: var = (Σ(x − m)² − (Σ(x − m))² / n) / (n − 1).
         let p = x.ncols();
@@ -1141,6 +1132,26 @@ impl<F: PcaFloat> FittedPca<F> {
             .map(|(a, b)| (b - a * a / n as f64) / (n - 1) as f64)
             .sum();
         Ok(self.ratios_of_projection(projected, total))
+    }
+
+    /// That `projected` is this model's projection of `n` samples (at least two).
+    pub(crate) fn check_projection(
+        &self,
+        n: usize,
+        projected: ArrayView2<'_, F>,
+        method: &'static str,
+    ) -> Result<(), PcaError> {
+        if n < 2 {
+            return Err(PcaError::TooFewSamples { n_samples: n });
+        }
+        if projected.dim() != (n, self.n_components()) {
+            return Err(PcaError::ShapeMismatch {
+                method,
+                expected: self.n_components(),
+                found: projected.ncols(),
+            });
+        }
+        Ok(())
     }
 
     /// Each component's variance in `projected` over the data's `total` variance.

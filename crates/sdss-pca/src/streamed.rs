@@ -226,17 +226,11 @@ impl<F: PcaFloat> FittedPca<F> {
         source: &S,
         projected: ArrayView2<'_, F>,
     ) -> Result<ndarray::Array1<f64>, PcaError> {
-        let n = source.nrows();
-        if n < 2 {
-            return Err(PcaError::TooFewSamples { n_samples: n });
-        }
-        if projected.dim() != (n, self.n_components()) {
-            return Err(PcaError::ShapeMismatch {
-                method: "explained_variance_ratio_of_blocks",
-                expected: self.n_components(),
-                found: projected.ncols(),
-            });
-        }
+        self.check_projection(
+            source.nrows(),
+            projected,
+            "explained_variance_ratio_of_blocks",
+        )?;
         let total = block_stats(source)?.total_var;
         Ok(self.ratios_of_projection(projected, total))
     }
