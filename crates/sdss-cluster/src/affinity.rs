@@ -166,6 +166,8 @@ impl AffinityPropagation {
             crate::memory::available_bytes(),
             "fewer neighbours (knn=...) or micro_clusters=N",
         )?;
+        // The graph is searched in f32 (as the report's neighbours are); the similarities on its
+        // edges are then measured on `x` as given.
         let x32: Array2<f32> = checked_f64(x)?.mapv(|v| v as f32);
         let graph_error = |e: sdss_neighbors::NeighborError| ClusterError::InvalidParameter {
             name: "knn",
@@ -186,7 +188,8 @@ impl AffinityPropagation {
             .collect();
         drop(graph);
         tracing::info!(n_samples = n, k, "affinity propagation on the {k}-NN graph");
-        self.fit_knn(x32.view(), &lists)
+        drop(x32);
+        self.fit_knn(x, &lists)
     }
 
     /// Affinity propagation on `m` weighted k-means micro-clusters, every sample then taking its

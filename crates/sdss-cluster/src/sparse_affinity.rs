@@ -96,34 +96,34 @@ impl AffinityPropagation {
         for it in 0..self.max_iter {
             iterations = it + 1;
             // Responsibilities, row by row: r(i,k) = s(i,k) - max over the row's other edges of
-            // a(i,k') + s(i,k').
-            let rows: Vec<(usize, usize)> = (0..n).map(|i| (offsets[i], offsets[i + 1])).collect();
-            let updates: Vec<Vec<f64>> = rows
-                .par_iter()
-                .map(|&(lo, hi)| {
-                    let (mut best, mut second, mut at) =
-                        (f64::NEG_INFINITY, f64::NEG_INFINITY, usize::MAX);
-                    for e in lo..hi {
-                        let v = a[e] + s[e];
-                        if v > best {
-                            second = best;
-                            best = v;
-                            at = e;
-                        } else if v > second {
-                            second = v;
-                        }
-                    }
-                    (lo..hi)
-                        .map(|e| {
-                            let other = if e == at { second } else { best };
-                            lambda * r[e] + (1.0 - lambda) * (s[e] - other)
-                        })
-                        .collect()
-                })
-                .collect();
-            for (&(lo, _), row) in rows.iter().zip(updates) {
-                r[lo..lo + row.len()].copy_from_slice(&row);
+            // a(i,k') + s(i,k'). Each row's edges are one slice of `r`, updated in place.
+            let mut r_rows: Vec<&mut [f64]> = Vec::with_capacity(n);
+            let mut rest: &mut [f64] = &mut r;
+            for i in 0..n {
+                let (row, tail) = rest.split_at_mut(offsets[i + 1] - offsets[i]);
+                r_rows.push(row);
+                rest = tail;
             }
+            r_rows.into_par_iter().enumerate().for_each(|(i, r_row)| {
+                let lo = offsets[i];
+                let (a_row, s_row) = (&a[lo..lo + r_row.len()], &s[lo..lo + r_row.len()]);
+                let (mut best, mut second, mut at) =
+                    (f64::NEG_INFINITY, f64::NEG_INFINITY, usize::MAX);
+                for (e, (&ae, &se)) in a_row.iter().zip(s_row).enumerate() {
+                    let v = ae + se;
+                    if v > best {
+                        second = best;
+                        best = v;
+                        at = e;
+                    } else if v > second {
+                        second = v;
+                    }
+                }
+                for (e, (re, &se)) in r_row.iter_mut().zip(s_row).enumerate() {
+                    let other = if e == at { second } else { best };
+                    *re = lambda * *re + (1.0 - lambda) * (se - other);
+                }
+            });
             // Availabilities, by column: a(k,k) = Σ max(0, r(i',k)) over the other samples that
             // have k as a neighbour; a(i,k) = min(0, r(k,k) + that sum without i's own share).
             positive.iter_mut().for_each(|p| *p = 0.0);
@@ -217,7 +217,7 @@ impl AffinityPropagation {
             linkage: None,
             micro_clusters: None,
             micro_assignment: None,
-            knn_graph: Some(neighbours.first().map_or(0, Vec::len)),
+            knn_graph: Some(neighbours.iter().map(Vec::len).max().unwrap_or(0)),
         })
     }
 }

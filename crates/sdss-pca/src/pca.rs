@@ -284,15 +284,9 @@ impl Pca {
             // One pass over the data gives the mean and the covariance together.
             SvdSolver::CovarianceEigh => covariance_eigh(x, self.n_components)?,
             SvdSolver::Randomized => {
-                let k = match self.n_components {
-                    NComponents::Count(k) => k,
-                    NComponents::All => n.min(p),
-                    // `validate` rejected a fraction with the randomized solver; `Auto`
-                    // never resolves to randomized for a fraction.
-                    NComponents::VarianceFraction(f) => {
-                        return Err(PcaError::FractionNeedsExactSolver { fraction: f })
-                    }
-                };
+                // `validate` rejected a fraction with the randomized solver; `Auto` never
+                // resolves to randomized for a fraction.
+                let k = randomized_rank(self.n_components, n, p)?;
                 let stats = column_stats(x)?;
                 let spectrum = randomized_svd(
                     &as_faer(x),
@@ -371,6 +365,20 @@ impl Pca {
             _ => None,
         };
         Ok((model, projected))
+    }
+}
+
+/// The number of components the randomized solver computes: a count as given, all as
+/// `min(n, p)`; a variance fraction needs the whole spectrum, which it does not compute.
+pub(crate) fn randomized_rank(
+    n_components: NComponents,
+    n: usize,
+    p: usize,
+) -> Result<usize, PcaError> {
+    match n_components {
+        NComponents::Count(k) => Ok(k),
+        NComponents::All => Ok(n.min(p)),
+        NComponents::VarianceFraction(f) => Err(PcaError::FractionNeedsExactSolver { fraction: f }),
     }
 }
 

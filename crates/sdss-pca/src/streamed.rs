@@ -168,19 +168,15 @@ impl Pca {
                 ),
             });
         }
-        let k = match self.n_components {
-            NComponents::Count(k) if k == 0 || k > n.min(p) => {
+        if let NComponents::Count(k) = self.n_components {
+            if k == 0 || k > n.min(p) {
                 return Err(PcaError::InvalidNComponents {
                     n_components: k,
                     max: n.min(p),
-                })
+                });
             }
-            NComponents::Count(k) => k,
-            NComponents::All => n.min(p),
-            NComponents::VarianceFraction(f) => {
-                return Err(PcaError::FractionNeedsExactSolver { fraction: f })
-            }
-        };
+        }
+        let k = crate::pca::randomized_rank(self.n_components, n, p)?;
         let stats = block_stats(source)?;
         let spectrum = randomized_svd(
             &Streamed {

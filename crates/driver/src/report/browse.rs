@@ -120,7 +120,7 @@ pub fn write(
 }
 
 /// `count` of `rows`, drawn with a fixed seed and kept in row order.
-fn seeded_draw(rows: &[usize], count: usize, seed: u64) -> Vec<usize> {
+pub fn seeded_draw(rows: &[usize], count: usize, seed: u64) -> Vec<usize> {
     use rand::seq::index::sample;
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

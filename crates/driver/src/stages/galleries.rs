@@ -239,15 +239,7 @@ fn gallery_sample(
     let near = tiles / 2;
     let mut shown: Vec<usize> = by_distance[..near].iter().map(|&(_, i)| i).collect();
     let rest: Vec<usize> = by_distance[near..].iter().map(|&(_, i)| i).collect();
-    use rand::seq::index::sample;
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(label as u64);
-    let mut random: Vec<usize> = sample(&mut rng, rest.len(), tiles - near)
-        .into_iter()
-        .map(|j| rest[j])
-        .collect();
-    random.sort_unstable();
-    shown.extend(&random);
+    shown.extend(browse::seeded_draw(&rest, tiles - near, label as u64));
     (shown, Some((near, tiles - near)))
 }
 
