@@ -171,6 +171,10 @@ pub struct RunArgs {
     /// Images decoded (and pushed through the CNN) per batch.
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
+    /// Where the CNN runs: `cpu` (the default) or `cuda[:N]`, an NVIDIA GPU through candle's CUDA
+    /// backend (a build with `--features cuda`).
+    #[arg(long, value_name = "DEVICE", value_parser = parse_device)]
+    pub device: Option<sdss_cnn::ComputeDevice>,
     /// Refuse images with more pixels than this, before decoding them (a guard against decompression
     /// bombs; default 67108864 = 8192 x 8192, far above SDSS's 424 x 424 cutouts).
     #[arg(long, value_name = "PIXELS", value_parser = parse_max_image_pixels)]
@@ -233,6 +237,9 @@ pub struct FeaturesArgs {
     /// Images per batch.
     #[arg(long, value_name = "N", default_value_t = sdss_io::folder::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
+    /// Where the CNN runs: `cpu` or `cuda[:N]` (a build with `--features cuda`).
+    #[arg(long, value_name = "DEVICE", value_parser = parse_device, default_value = "cpu")]
+    pub device: sdss_cnn::ComputeDevice,
     /// Refuse images with more pixels than this, before decoding them (decompression-bomb guard).
     #[arg(long, value_name = "PIXELS", value_parser = parse_max_image_pixels,
           default_value_t = sdss_io::DEFAULT_MAX_IMAGE_PIXELS)]
@@ -356,6 +363,11 @@ pub struct EvaluateArgs {
     /// Reference labels (.npy, N integers) for the adjusted Rand index and normalised mutual information.
     #[arg(long, value_name = "T.npy")]
     pub truth: Option<PathBuf>,
+}
+
+/// `--device`: `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(text: &str) -> Result<sdss_cnn::ComputeDevice, String> {
+    text.parse().map_err(|e: sdss_cnn::CnnError| e.to_string())
 }
 
 /// `--max-image-pixels`: a pixel count of at least 1.

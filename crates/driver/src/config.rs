@@ -94,6 +94,9 @@ pub struct RunConfig {
     pub truth: Option<PathBuf>,
     /// Images per batch.
     pub batch_size: usize,
+    /// Where the CNN runs: `cpu` or `cuda[:N]`.
+    #[serde(default = "default_device")]
+    pub device: String,
     /// Images with more pixels than this are refused before decoding.
     #[serde(default = "default_max_image_pixels")]
     pub max_image_pixels: u64,
@@ -146,6 +149,7 @@ struct PartialConfig {
     skip_bad: Option<bool>,
     truth: Option<PathBuf>,
     batch_size: Option<usize>,
+    device: Option<String>,
     max_image_pixels: Option<u64>,
     out: Option<PathBuf>,
     force: Option<bool>,
@@ -169,6 +173,17 @@ fn default_true() -> bool {
 
 fn default_max_image_pixels() -> u64 {
     sdss_io::DEFAULT_MAX_IMAGE_PIXELS
+}
+
+fn default_device() -> String {
+    sdss_cnn::ComputeDevice::Cpu.to_string()
+}
+
+impl RunConfig {
+    /// The device the CNN runs on (`device`, checked when the configuration was built).
+    pub fn compute_device(&self) -> Result<sdss_cnn::ComputeDevice> {
+        crate::cli::parse_device(&self.device).map_err(|e| anyhow::anyhow!("device: {e}"))
+    }
 }
 
 /// The original project's methods: k-means 10, affinity propagation (damping 0.8), Ward 32.
@@ -257,6 +272,12 @@ impl RunConfig {
         if batch_size == 0 {
             bail!("--batch-size must be at least 1");
         }
+        let device = match (args.device, file.device) {
+            (Some(d), _) => d,
+            (None, Some(text)) => crate::cli::parse_device(&text)
+                .map_err(|e| anyhow::anyhow!("device in the config file: {e}"))?,
+            (None, None) => sdss_cnn::ComputeDevice::Cpu,
+        };
         let max_image_pixels = args
             .max_image_pixels
             .or(file.max_image_pixels)
@@ -309,6 +330,7 @@ impl RunConfig {
             skip_bad: args.skip_bad || file.skip_bad.unwrap_or(false),
             truth: args.truth.clone().or(file.truth),
             batch_size,
+            device: device.to_string(),
             max_image_pixels,
             out,
             force: args.force || file.force.unwrap_or(false),

@@ -46,6 +46,8 @@ pub struct FeatureRequest {
     pub skip_bad: bool,
     /// Images per batch.
     pub batch_size: usize,
+    /// Where the CNN runs.
+    pub device: sdss_cnn::ComputeDevice,
     /// Images with more pixels than this are refused before decoding.
     pub max_image_pixels: u64,
     /// Only these files of the sorted folder (one shard of a job array); all when `None`.
@@ -159,17 +161,28 @@ pub fn load(
         FeatureKind::Pixels => Store::Pixels(stack),
         FeatureKind::Cnn => {
             let model = load_model(request.weights.as_deref())?;
+            let placed = model.on_device(request.device)?;
             let bar = progress.bar(stack.len() as u64, "CNN features");
-            let batches = stack
+            let tap = request.layer.tap();
+            let mut rows = Vec::new();
+            for batch in stack
                 .images()
                 .axis_chunks_iter(ndarray::Axis(0), request.batch_size)
-                .map(|b| Ok::<_, sdss_io::IoError>(b.to_owned()));
-            let features = model
-                .features_stream(batches, request.layer.tap(), |done| {
-                    bar.set_position(done as u64)
-                })
-                .context("CNN feature extraction failed")?;
+            {
+                let f = placed
+                    .features(batch, tap)
+                    .context("CNN feature extraction failed")?;
+                bar.inc(f.nrows() as u64);
+                rows.push(f);
+            }
             bar.finish();
+            let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+            let features = if views.is_empty() {
+                ndarray::Array2::zeros((0, model.config().tap_width(tap)?))
+            } else {
+                ndarray::concatenate(ndarray::Axis(0), &views)
+                    .context("CNN features of the stack")?
+            };
             Store::CnnWithStack(features, stack)
         }
     };
@@ -206,6 +219,10 @@ fn stream_folder(
         FeatureKind::Cnn => Some(load_model(request.weights.as_deref())?),
         FeatureKind::Pixels => None,
     };
+    let model = model
+        .as_ref()
+        .map(|m| m.on_device(request.device))
+        .transpose()?;
     let tap = request.layer.tap();
     let batches = batches(dir, &options, request.files.clone())?;
     let by_stem: HashMap<String, PathBuf> = batches

@@ -220,6 +220,7 @@ fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
         layer: args.layer,
         skip_bad: args.skip_bad,
         batch_size: args.batch_size,
+        device: args.device,
         max_image_pixels: args.max_image_pixels,
         files: None,
     };

@@ -40,7 +40,9 @@ fn cnn_features_run_and_match_the_library() {
     assert_eq!(labels(&out.join("labels_kmeans.npy")).len(), 12);
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(
-        config.contains("features = \"cnn\"") && config.contains("layer = \"dense\""),
+        config.contains("features = \"cnn\"")
+            && config.contains("layer = \"dense\"")
+            && config.contains("device = \"cpu\""),
         "{config}"
     );
 
@@ -81,4 +83,46 @@ fn cnn_features_run_and_match_the_library() {
         max_diff <= 1e-5 * expected.iter().fold(1f32, |m, v| m.max(v.abs())),
         "{max_diff}"
     );
+}
+
+/// A GPU this build cannot drive is refused before any image is read, naming the device and the
+/// feature to build with; an unknown device name is refused by the argument parser.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_gpu_without_the_cuda_feature_is_a_clear_error() {
+    let work = tempfile::tempdir().unwrap();
+    let images = work.path().join("images");
+    copy_galaxies(&images, 3);
+    let out = work.path().join("o");
+    let err = fails(
+        work.path(),
+        &[
+            "run",
+            "--images",
+            images.to_str().unwrap(),
+            "--device",
+            "cuda",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("cuda:0") && err.contains("--features cuda"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused run leaves no output folder");
+
+    let err = fails(
+        work.path(),
+        &[
+            "features",
+            "--images",
+            images.to_str().unwrap(),
+            "--device",
+            "tpu",
+            "--out",
+            "f.npy",
+        ],
+    );
+    assert!(err.contains("unknown compute device `tpu`"), "{err}");
 }

@@ -4,7 +4,9 @@
 //! ```sh
 //! SDSS_BENCH_PYTHON=/path/to/venv-with-tensorflow/bin/python cargo bench -p sdss-cnn --bench inference
 //! ```
-//! Options after `--`: `--images N` (default 1024), `--batch B` (128), `--no-reference`.
+//! Options after `--`: `--images N` (default 1024), `--batch B` (128), `--no-reference`, and
+//! `--device cuda[:N]` to time the network on a GPU too, beside the CPU engine in the same run (build
+//! with `--features cuda`): `cargo bench -p sdss-cnn --features cuda --bench inference -- --device cuda`.
 //! Also prints per-layer timings of the Rust engine on one thread, and checks that both sides computed the
 //! same features (max relative error over all images).
 
@@ -70,6 +72,11 @@ fn main() {
     let n = opt("--images", 1024);
     let batch = opt("--batch", 128);
     let reference = !args.iter().any(|a| a == "--no-reference");
+    let device: Option<sdss_cnn::ComputeDevice> = args
+        .iter()
+        .position(|a| a == "--device")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("--device cpu|cuda[:N]"));
 
     let cfg = CnnConfig::default();
     let flops = cfg.flops_to_dense().expect("valid default config");
@@ -127,6 +134,43 @@ fn main() {
         f64::NAN,
         rust_hwm,
     )];
+    if let Some(device) = device {
+        // The candle path on the device: weights uploaded once, then the same batches.
+        let placed = model.on_device(device).expect("device");
+        let run_all = || {
+            let mut out = Vec::with_capacity(n);
+            for b in imgs.axis_chunks_iter(ndarray::Axis(0), batch) {
+                out.push(placed.features(b, Tap::Dense).expect("device features"));
+            }
+            out
+        };
+        let _ = run_all();
+        let mut best_dev = f64::INFINITY;
+        let mut dev_feats = Vec::new();
+        for _ in 0..2 {
+            let t0 = Instant::now();
+            dev_feats = run_all();
+            best_dev = best_dev.min(t0.elapsed().as_secs_f64());
+        }
+        let views: Vec<_> = dev_feats.iter().map(|f| f.view()).collect();
+        let dev_feats = ndarray::concatenate(ndarray::Axis(0), &views).expect("same widths");
+        let scale = feats.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = feats
+            .iter()
+            .zip(dev_feats.iter())
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        println!(
+            "{device}: max |difference| from the CPU engine / max |feature| = {:.2e}",
+            diff / scale
+        );
+        rows.push((
+            format!("sdss-cnn candle on {device}"),
+            n as f64 / best_dev,
+            best_dev,
+            f64::NAN,
+            vm_hwm_mib().unwrap_or(f64::NAN),
+        ));
+    }
     let mut parity = None;
     if reference {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -193,7 +237,10 @@ fn main() {
         "\n{:<34} {:>9} {:>10} {:>9} {:>9} {:>10} {:>9}",
         "side", "img/s", "wall s", "CPU s", "GFLOP/s", "peak MiB", "vs TF"
     );
-    let tf_ips = rows.get(1).map(|r| r.1);
+    let tf_ips = rows
+        .iter()
+        .find(|r| r.0.starts_with("TensorFlow"))
+        .map(|r| r.1);
     for (name, ips, wall, cpu, mem) in &rows {
         let ratio = tf_ips
             .map(|t| format!("{:.2}x", ips / t))

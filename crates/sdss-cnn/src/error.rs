@@ -100,9 +100,22 @@ pub enum CnnError {
     #[error("image source failed: {0}")]
     Source(Box<dyn std::error::Error + Send + Sync>),
 
-    /// An error inside candle (only the candle reference forward pass uses it).
+    /// An error inside candle (the candle forward pass, on the CPU or a GPU).
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+
+    /// A `--device` that is not `cpu`, `cuda` or `cuda:N`.
+    #[error("unknown compute device `{0}` (expected cpu, cuda or cuda:N)")]
+    UnknownDevice(String),
+
+    /// The device was asked for but cannot be used here.
+    #[error("compute device {device} is not available: {reason}")]
+    DeviceUnavailable {
+        /// The device, as the user wrote it (`cuda:0`).
+        device: String,
+        /// Why: not compiled in, no driver, no such GPU.
+        reason: String,
+    },
 }
 
 /// Result alias of this crate.

@@ -11,8 +11,9 @@
 //! - [`CnnModel::features`] on one batch, [`CnnModel::features_batched`] / [`CnnModel::features_stream`]
 //!   over many images with bounded memory; all cores are used through rayon.
 //! - The fast path computes in channels-last f32 with convolutions as (implicit) GEMMs on the `gemm` crate,
-//!   the CPU matrix-multiply library candle uses; [`CnnModel::all_taps_candle`] is an independent candle
-//!   (`candle_nn::Conv2d`, NCHW) forward pass used as a cross-check.
+//!   the CPU matrix-multiply library candle uses. [`CandleNetwork`] is an independent candle
+//!   (`candle_nn::Conv2d`, NCHW) forward pass: a cross-check on the CPU, and the path on an NVIDIA GPU
+//!   ([`CnnModel::on_device`] with [`ComputeDevice::Cuda`], built with the `cuda` feature).
 //!
 //! Both are tested against Keras outputs on committed fixtures at every tap (max relative error ≤ 1e-4).
 //!
@@ -40,8 +41,8 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod candle_ref;
 pub mod config;
+pub mod device;
 mod engine;
 pub mod error;
 #[doc(hidden)]
@@ -53,6 +54,7 @@ pub mod weights;
 mod winograd;
 
 pub use config::{CnnConfig, ConvLayerConfig, OutputActivation, Tap, ARCHITECTURES};
+pub use device::{CandleNetwork, ComputeDevice, PlacedModel};
 pub use error::{CnnError, Result};
 pub use model::{softmax_rows, CnnModel, TapOutputs};
 pub use weights::CnnWeights;

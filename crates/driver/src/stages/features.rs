@@ -16,6 +16,12 @@ pub fn load(cfg: &RunConfig, dir: &Path, progress: &Progress) -> Result<Galaxies
     let input = Input::from_options(cfg.images.as_deref(), cfg.npy.as_deref())?;
     if cfg.features == FeatureKind::Pixels {
         tracing::info!("features: raw pixels (the baseline)");
+        if cfg.compute_device()? != sdss_cnn::ComputeDevice::Cpu {
+            tracing::warn!(
+                "--device {}: pixel features use no network, so the device is not used",
+                cfg.device
+            );
+        }
     } else {
         tracing::info!("features: CNN, layer {:?}", cfg.layer);
     }
@@ -25,6 +31,7 @@ pub fn load(cfg: &RunConfig, dir: &Path, progress: &Progress) -> Result<Galaxies
         layer: cfg.layer,
         skip_bad: cfg.skip_bad,
         batch_size: cfg.batch_size,
+        device: cfg.compute_device()?,
         max_image_pixels: cfg.max_image_pixels,
         files: None,
     };
