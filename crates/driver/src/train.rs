@@ -125,6 +125,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PIXELS", value_parser = crate::cli::parse_max_image_pixels,
           default_value_t = sdss_io::DEFAULT_MAX_IMAGE_PIXELS)]
     pub max_image_pixels: u64,
+    /// Where each step's forward and backward passes run: `cpu` (the default) or `cuda[:N]`, an
+    /// NVIDIA GPU through candle (a build with `--features cuda`; supervised training only). The
+    /// shuffles, augmentations, dropout masks and Adam update are the same, so the weights are the
+    /// CPU run's to float rounding.
+    #[arg(long, value_name = "DEVICE", value_parser = crate::cli::parse_device, default_value = "cpu")]
+    pub device: sdss_cnn::ComputeDevice,
     /// Regress or classify (default: regress a numeric column, classify any other).
     #[arg(long, value_enum)]
     pub task: Option<TaskArg>,
@@ -184,6 +190,12 @@ pub fn train_locked(args: &TrainArgs, progress: Progress) -> Result<()> {
 /// the split, the initial network, a resumed checkpoint, the images), then the output folder is
 /// created, the network trained and evaluated on the test galaxies, and the results written.
 pub fn train(args: &TrainArgs, progress: Progress) -> Result<()> {
+    if args.self_supervised && args.device != sdss_cnn::ComputeDevice::Cpu {
+        bail!(
+            "--device {}: self-supervised training runs on the CPU only (the GPU path covers supervised training: drop --self-supervised, or --device)",
+            args.device
+        );
+    }
     if args.self_supervised {
         return crate::train_ssl::train_self_supervised(args, progress);
     }
@@ -419,7 +431,7 @@ fn build_trainer(run: &Run, init: Initial, out: &OutDir) -> Result<Trainer> {
             trainer.history().len(),
             args.epochs()
         );
-        return Ok(trainer);
+        return on_device(trainer, args);
     }
     if args.resume {
         tracing::warn!(
@@ -431,7 +443,22 @@ fn build_trainer(run: &Run, init: Initial, out: &OutDir) -> Result<Trainer> {
         Task::Regress => Loss::MeanSquaredError,
         Task::Classify => Loss::SoftmaxCrossEntropy,
     };
-    Ok(Trainer::new(init.network, loss, train_options(args), key)?)
+    on_device(
+        Trainer::new(init.network, loss, train_options(args), key)?,
+        args,
+    )
+}
+
+/// The trainer with its steps on `--device`.
+fn on_device(mut trainer: Trainer, args: &TrainArgs) -> Result<Trainer> {
+    trainer.set_device(args.device)?;
+    if args.device != sdss_cnn::ComputeDevice::Cpu {
+        tracing::info!(
+            "--device {}: training steps on candle's CUDA backend",
+            args.device
+        );
+    }
+    Ok(trainer)
 }
 
 /// The original recipe, with the options' epochs, batch size, learning rate, seed and augmentation.
@@ -765,6 +792,7 @@ fn training_json(run: &Run, history: &[EpochRecord], metrics: &Value) -> Value {
         "init_weights": args.init_weights.as_ref().map(|p| p.display().to_string()),
         "epochs": history.len(),
         "batch_size": args.batch_size(),
+        "device": args.device.to_string(),
         "learning_rate": args.lr,
         "final_learning_rate": history.last().map(|r| r.learning_rate),
         "schedule": ReduceLrOnPlateau::sdss_cnn(),

@@ -376,7 +376,8 @@ fn bad_input_is_refused_and_nothing_is_written() {
         a
     };
     let small_path = s(&small).to_owned();
-    let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
+    #[allow(unused_mut)]
+    let mut cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
         (
             "absent target column",
             base("lambda_r"),
@@ -429,6 +430,12 @@ fn bad_input_is_refused_and_nothing_is_written() {
             vec!["--epochs"],
         ),
     ];
+    #[cfg(not(feature = "cuda"))]
+    cases.push((
+        "a GPU in a build without CUDA",
+        with(base("ellipticity"), &["--device", "cuda:0"]),
+        vec!["cuda:0", "--features cuda"],
+    ));
     for (what, args, expected) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let err = fails(work.path(), &args);
@@ -703,8 +710,9 @@ fn self_supervised_refuses_what_needs_labels_or_no_augmentation() {
         "--out",
         s(&out),
     ];
-    let cases: [(&[&str], &[&str]); 5] = [
+    let cases: [(&[&str], &[&str]); 6] = [
         (&["--no-augment"], &["--no-augment", "augmented views"]),
+        (&["--device", "cuda"], &["--device cuda:0", "CPU only"]),
         (&["--catalog", s(&set.catalog)], &["--catalog"]),
         (&["--batch-size", "1"], &["--batch-size", "at least 2"]),
         (&["--method", "byol"], &["byol"]),

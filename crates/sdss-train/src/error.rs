@@ -61,6 +61,13 @@ pub enum TrainError {
 }
 
 // Boxed: the wrapped errors are large, and `Result<_, TrainError>` is returned on every step.
+// Errors of the candle training step (`crate::device`) are candle errors, as in sdss-cnn.
+impl From<candle_core::Error> for TrainError {
+    fn from(e: candle_core::Error) -> Self {
+        TrainError::Cnn(Box::new(sdss_cnn::CnnError::Candle(e)))
+    }
+}
+
 impl From<sdss_cnn::CnnError> for TrainError {
     fn from(e: sdss_cnn::CnnError) -> Self {
         TrainError::Cnn(Box::new(e))

@@ -5,6 +5,7 @@ pub mod augment;
 pub mod catalog;
 pub mod checkpoint;
 mod conv;
+pub mod device;
 pub mod error;
 pub mod head;
 pub mod loss;
@@ -17,8 +18,9 @@ pub mod ssl;
 mod ssl_loss;
 pub mod trainer;
 
+pub use device::DeviceStep;
 pub use error::{Result, TrainError};
-pub use network::{BatchTargets, Loss, Network, StepRandomness, Tensors};
+pub use network::{BatchTargets, DropoutMasks, Loss, Network, StepRandomness, Tensors};
 pub use optim::{Adam, ReduceLrOnPlateau};
 pub use real::Real;
 pub use trainer::{

@@ -141,6 +141,18 @@ impl<T> ForwardCache<T> {
     }
 }
 
+/// The dropout masks of one training step, as [`Network::forward`] draws them: each is 0 or
+/// 1/(1 − rate) per value, channels-last, `None` where a layer has no dropout (or dropout is off).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DropoutMasks<T> {
+    /// Per convolution block: `(batch, height, width, filters)` of the block's output.
+    pub conv: Vec<Option<Vec<T>>>,
+    /// `(batch, dense_units)`, after `dense`'s ReLU.
+    pub dense: Option<Vec<T>>,
+    /// `(batch, dense_1_units)`, after `dense_1`.
+    pub dense_1: Option<Vec<T>>,
+}
+
 fn dropout_mask<T: Real>(rng: &mut ChaCha8Rng, n: usize, rate: f32) -> Vec<T> {
     // Keras keeps a unit when a uniform draw is ≥ rate and scales it by 1/(1 − rate). A uniform f32 draw
     // is (u >> 8)·2⁻²⁴ for a random u32 u, so the test is an integer comparison with ⌈rate·2²⁴⌉, done on
@@ -463,6 +475,56 @@ impl<T: Real> Network<T> {
             logits,
             batch: n,
         })
+    }
+
+    /// The dropout masks [`Network::forward`] applies to a batch of `n` images with `randomness`,
+    /// drawn from the same streams in the same order, for a forward pass computed elsewhere (on a
+    /// GPU: [`crate::device::DeviceStep`]) to drop the same units.
+    pub fn dropout_masks(&self, n: usize, randomness: StepRandomness) -> DropoutMasks<T> {
+        let layers = &self.config.conv_layers;
+        let out_len = |l: usize| {
+            let o = self.shapes[l].2;
+            o.0 * o.1 * o.2
+        };
+        let mut conv: Vec<Option<Vec<T>>> = layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                (randomness.dropout && layer.dropout > 0.0)
+                    .then(|| Vec::with_capacity(n * out_len(l)))
+            })
+            .collect();
+        if randomness.dropout {
+            for index in 0..n as u64 {
+                // One stream per image, its blocks drawn in order, as in `forward_image`.
+                let mut rng = ChaCha8Rng::seed_from_u64(sub_seed(randomness.seed, index));
+                for (l, layer) in layers.iter().enumerate() {
+                    if let Some(mask) = conv[l].as_mut() {
+                        mask.extend(dropout_mask::<T>(&mut rng, out_len(l), layer.dropout));
+                    }
+                }
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(sub_seed(randomness.seed, u64::MAX));
+        let dense = (randomness.dropout && self.config.dense_dropout > 0.0).then(|| {
+            dropout_mask(
+                &mut rng,
+                n * self.config.dense_units,
+                self.config.dense_dropout,
+            )
+        });
+        let dense_1 = (randomness.dropout && self.config.dense_1_dropout > 0.0).then(|| {
+            dropout_mask(
+                &mut rng,
+                n * self.config.dense_1_units,
+                self.config.dense_1_dropout,
+            )
+        });
+        DropoutMasks {
+            conv,
+            dense,
+            dense_1,
+        }
     }
 
     /// The loss of a batch from its forward pass, and its gradient with respect to the outputs (logits).

@@ -14,11 +14,13 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use sdss_cnn::ComputeDevice;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::augment::{self, AugmentConfig};
 use crate::checkpoint::{self, Checkpoint};
+use crate::device::DeviceStep;
 use crate::error::{Result, TrainError};
 use crate::network::{sub_seed as mix, BatchTargets, Loss, Network, StepRandomness};
 use crate::optim::{Adam, ReduceLrOnPlateau};
@@ -205,6 +207,8 @@ pub struct Trainer {
     learning_rate: f64,
     history: Vec<EpochRecord>,
     run_key: Value,
+    /// Where each step's forward and backward passes run; `None` is this crate's CPU engine.
+    device: Option<DeviceStep>,
 }
 
 // Stream tags, so that the shuffle, the augmentations and the dropout masks never share a stream.
@@ -249,6 +253,7 @@ impl Trainer {
             adam,
             history: Vec::new(),
             run_key,
+            device: None,
         })
     }
 
@@ -283,7 +288,35 @@ impl Trainer {
             learning_rate: c.learning_rate,
             history: c.history,
             run_key: run_key.clone(),
+            device: None,
         }))
+    }
+
+    /// Runs each step's forward and backward passes on `device`: [`ComputeDevice::Cpu`] is this
+    /// crate's engine, a GPU is [`DeviceStep`] (candle's autograd, with the same dropout masks, loss
+    /// and Adam update, so the run is the CPU run to float rounding). A device this build or machine
+    /// cannot use is an error naming it.
+    pub fn set_device(&mut self, device: ComputeDevice) -> Result<()> {
+        let step = match device {
+            ComputeDevice::Cpu => None,
+            gpu => Some(DeviceStep::new(gpu)?),
+        };
+        self.set_device_step(step);
+        Ok(())
+    }
+
+    /// Runs the steps through `step`, or through this crate's CPU engine with `None`. A
+    /// `DeviceStep::new(ComputeDevice::Cpu)` is candle's CPU backend: the path a GPU takes, on a
+    /// machine without one (the tests use it).
+    pub fn set_device_step(&mut self, step: Option<DeviceStep>) {
+        self.device = step;
+    }
+
+    /// The device the training steps run on.
+    pub fn device(&self) -> ComputeDevice {
+        self.device
+            .as_ref()
+            .map_or(ComputeDevice::Cpu, DeviceStep::device)
     }
 
     /// The epochs done so far.
@@ -408,8 +441,20 @@ impl Trainer {
                     seed: mix(seed ^ DROPOUT, self.adam.iterations),
                     dropout: true,
                 };
-                let cache = self.network.forward(images, randomness)?;
-                let (loss, grad) = self.network.loss(&cache, self.loss, targets)?;
+                let (loss, grads) = match &self.device {
+                    Some(device) => device.loss_and_gradients(
+                        &self.network,
+                        images,
+                        self.loss,
+                        targets,
+                        randomness,
+                    )?,
+                    None => {
+                        let cache = self.network.forward(images, randomness)?;
+                        let (loss, grad) = self.network.loss(&cache, self.loss, targets)?;
+                        (loss, self.network.backward(images, &cache, &grad)?)
+                    }
+                };
                 if !loss.is_finite() {
                     return Err(TrainError::Diverged {
                         loss,
@@ -417,8 +462,6 @@ impl Trainer {
                         step: step + 1,
                     });
                 }
-                let grads = self.network.backward(images, &cache, &grad)?;
-                drop(cache);
                 self.adam
                     .step(&mut self.network.params, &grads, self.learning_rate);
                 loss_sum += loss * m as f64;

@@ -1,0 +1,120 @@
+//! Training through candle (the path a GPU takes, here on candle's CPU backend) against this crate's
+//! CPU engine: the same network, data, augmentations and dropout seeds for several epochs must end
+//! at the same weights to float rounding, so a run on a GPU is the CPU run.
+
+use sdss_cnn::{CnnConfig, CnnWeights, ComputeDevice, ConvLayerConfig};
+use sdss_train::augment::AugmentConfig;
+use sdss_train::{Dataset, DeviceStep, Loss, Network, Quiet, TrainOptions, TrainTargets, Trainer};
+
+const SIDE: usize = 20;
+const PER: usize = SIDE * SIDE * 3;
+
+/// Blobs of known size on noisy sky; the target is the size.
+fn data(count: usize, seed: usize) -> Dataset {
+    let mut images = Vec::with_capacity(count * PER);
+    let mut sizes = Vec::with_capacity(count);
+    for g in 0..count {
+        let r = 1.5 + ((g * 7 + seed) % 11) as f32 * 0.4;
+        sizes.push(r / 6.0);
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let d2 = (y as f32 - 9.5).powi(2) + (x as f32 - 9.5).powi(2);
+                for c in 0..3 {
+                    let sky = ((g * 31 + y * 17 + x * 5 + c) % 13) as f32 * 0.004;
+                    images.push(
+                        ((-d2 / (2.0 * r * r)).exp() * (0.6 + 0.1 * c as f32) + sky).min(1.0),
+                    );
+                }
+            }
+        }
+    }
+    Dataset::new(images, TrainTargets::Values(sizes), PER).unwrap()
+}
+
+#[test]
+fn candle_steps_train_to_the_cpu_engines_weights() {
+    let mut cfg = CnnConfig::default();
+    cfg.input_height = SIDE;
+    cfg.input_width = SIDE;
+    let mut first = ConvLayerConfig::new(6, [5, 5]).pooled(2);
+    first.dropout = 0.1;
+    cfg.conv_layers = vec![first, ConvLayerConfig::new(8, [3, 3]).pooled(2)];
+    cfg.dense_units = 32;
+    cfg.dense_1_units = 16;
+    cfg.dense_dropout = 0.25;
+    let weights = CnnWeights::random(&cfg, 4).unwrap();
+    let (train, val) = (data(48, 0), data(16, 5));
+    let options = TrainOptions {
+        epochs: 3,
+        batch_size: 8,
+        augment: AugmentConfig::sdss_cnn(),
+        ..TrainOptions::default()
+    };
+    let trainer = || {
+        Trainer::new(
+            Network::from_weights(cfg.clone(), &weights).unwrap(),
+            Loss::MeanSquaredError,
+            options.clone(),
+            serde_json::json!({}),
+        )
+        .unwrap()
+    };
+    let mut cpu = trainer();
+    cpu.fit(&train, &val, None, &mut Quiet).unwrap();
+    let mut candle = trainer();
+    candle.set_device_step(Some(DeviceStep::new(ComputeDevice::Cpu).unwrap()));
+    candle.fit(&train, &val, None, &mut Quiet).unwrap();
+
+    // Training moved the weights, so the comparison is of a run that did something.
+    assert_ne!(candle.network().to_weights().unwrap(), weights);
+    for (t, (a, b)) in cpu
+        .network()
+        .params
+        .data
+        .iter()
+        .zip(&candle.network().params.data)
+        .enumerate()
+    {
+        let scale = a.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff / scale < 1e-3,
+            "tensor {t}: max difference {diff} of {scale}"
+        );
+    }
+    for (a, b) in cpu.history().iter().zip(candle.history()) {
+        assert!(
+            (a.train_loss - b.train_loss).abs() <= 1e-4 * a.train_loss.abs().max(1e-3),
+            "epoch {}: training loss {} on the CPU engine, {} through candle",
+            a.epoch,
+            a.train_loss,
+            b.train_loss
+        );
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_gpu_without_the_cuda_feature_is_refused_by_name() {
+    let mut cfg = CnnConfig::default();
+    cfg.input_height = SIDE;
+    cfg.input_width = SIDE;
+    cfg.conv_layers = vec![ConvLayerConfig::new(2, [3, 3])];
+    let net = Network::from_weights(cfg.clone(), &CnnWeights::random(&cfg, 1).unwrap()).unwrap();
+    let mut t = Trainer::new(
+        net,
+        Loss::MeanSquaredError,
+        TrainOptions::default(),
+        serde_json::json!({}),
+    )
+    .unwrap();
+    let err = t
+        .set_device(ComputeDevice::Cuda(1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cuda:1") && err.contains("--features cuda"),
+        "{err}"
+    );
+    assert_eq!(t.device(), ComputeDevice::Cpu);
+}
