@@ -213,6 +213,11 @@ pub struct RunArgs {
     /// Replace an existing output folder; the old one is removed only after the new run succeeds.
     #[arg(long)]
     pub force: bool,
+    /// Pick up a run into the same --out that was killed after its features were written: they are
+    /// taken from its staging folder, when they are of the same images and feature request, instead
+    /// of being computed again.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// Arguments of `features`.

@@ -129,6 +129,10 @@ pub struct RunConfig {
     /// Replace an existing output folder.
     #[serde(default)]
     pub force: bool,
+    /// Take the features of a killed run into the same `out`, when they check out (not written to
+    /// `config.toml`: it says how to make the results, not how this process started).
+    #[serde(default, skip_serializing)]
+    pub resume: bool,
 }
 
 /// The TOML file's form: every field optional.
@@ -153,6 +157,7 @@ struct PartialConfig {
     max_image_pixels: Option<u64>,
     out: Option<PathBuf>,
     force: Option<bool>,
+    resume: Option<bool>,
     catalog: Option<PathBuf>,
     catalog_id: Option<String>,
     match_radius: Option<f64>,
@@ -334,6 +339,7 @@ impl RunConfig {
             max_image_pixels,
             out,
             force: args.force || file.force.unwrap_or(false),
+            resume: args.resume || file.resume.unwrap_or(false),
             catalog,
             catalog_id: args
                 .catalog_id

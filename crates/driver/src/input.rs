@@ -54,6 +54,24 @@ pub struct FeatureRequest {
     pub files: Option<std::ops::Range<usize>>,
 }
 
+impl FeatureRequest {
+    /// How the features are made (`pixels`, or `cnn:<layer>:<weights>`): recorded beside shard
+    /// parts and a run's features, so that features of another request are never merged or resumed.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            FeatureKind::Pixels => "pixels".to_owned(),
+            _ => format!(
+                "cnn:{:?}:{}",
+                self.layer,
+                self.weights.as_ref().map_or_else(
+                    || sdss_cnn::pretrained::NAME.to_owned(),
+                    |w| w.display().to_string()
+                )
+            ),
+        }
+    }
+}
+
 /// The image batches of `dir`, restricted to `files` when given.
 fn batches(
     dir: &Path,
@@ -482,4 +500,190 @@ pub fn read_truth(path: &Path, ids: &[String]) -> Result<Array1<i64>> {
                 .with_context(|| format!("{}: no row for galaxy `{id}`", path.display()))
         })
         .collect()
+}
+
+/// What a run's `features.json` says of its `features.npy` (with `ids.csv` beside it), so that
+/// `run --resume` takes them only for the same images and request. Written after both, so its
+/// presence means they are complete.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FeaturesRecord {
+    /// Always [`FeaturesRecord::FORMAT`].
+    pub format: String,
+    /// The images folder.
+    pub input: PathBuf,
+    /// Image files in it when the features were made.
+    pub input_files: usize,
+    /// [`FeatureRequest::describe`].
+    pub features: String,
+    /// Rows (galaxies) and columns of `features.npy`.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// Files skipped as bad, by name.
+    pub skipped: Vec<String>,
+}
+
+impl FeaturesRecord {
+    /// The format tag.
+    pub const FORMAT: &'static str = "sdss-clustering/run-features/1";
+}
+
+/// Writes `run_dir/features.json` for features computed from the images folder `dir`.
+pub fn write_features_record(
+    run_dir: &Path,
+    dir: &Path,
+    request: &FeatureRequest,
+    galaxies: &Galaxies,
+) -> Result<()> {
+    let (rows, cols) = galaxies.features().dim();
+    let record = FeaturesRecord {
+        format: FeaturesRecord::FORMAT.to_owned(),
+        input: dir.to_owned(),
+        input_files: sdss_io::folder::list_images(dir)?.len(),
+        features: request.describe(),
+        rows,
+        cols,
+        skipped: galaxies
+            .skipped
+            .iter()
+            .map(|b| sdss_io::folder::galaxy_id(&b.path))
+            .collect(),
+    };
+    sdss_io::atomic::write_bytes_atomic(
+        run_dir.join("features.json"),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The galaxies of a killed run whose `features.npy`, `ids.csv` and `features.json` were carried
+/// into `run_dir`, when they are of the images in `input` now and of `request`; `None`, saying why
+/// in the log, when there is nothing to resume or it does not check out (the features are then
+/// computed again). The bad images are read again, so their problems are reported as before.
+pub fn resumed(
+    input: &Input,
+    request: &FeatureRequest,
+    run_dir: &Path,
+) -> Result<Option<Galaxies>> {
+    let record_path = run_dir.join("features.json");
+    let Input::Folder(dir) = input else {
+        return Ok(None);
+    };
+    if !record_path.is_file() {
+        tracing::info!("--resume: no killed run's features to take; computing them");
+        return Ok(None);
+    }
+    let stale = |why: String| {
+        tracing::warn!("--resume: {why}; computing the features again");
+        Ok(None)
+    };
+    let record: FeaturesRecord = match std::fs::read_to_string(&record_path)
+        .map_err(anyhow::Error::from)
+        .and_then(|t| Ok(serde_json::from_str(&t)?))
+    {
+        Ok(r) => r,
+        Err(e) => return stale(format!("{}: {e}", record_path.display())),
+    };
+    let files = sdss_io::folder::list_images(dir)?;
+    if record.format != FeaturesRecord::FORMAT {
+        return stale(format!(
+            "{}: format `{}`",
+            record_path.display(),
+            record.format
+        ));
+    }
+    if record.input != *dir || record.input_files != files.len() {
+        return stale(format!(
+            "the killed run's features are of {} ({} images), this run's images are {} ({})",
+            record.input.display(),
+            record.input_files,
+            dir.display(),
+            files.len()
+        ));
+    }
+    if record.features != request.describe() {
+        return stale(format!(
+            "the killed run's features are `{}`, this run asks for `{}`",
+            record.features,
+            request.describe()
+        ));
+    }
+    if !record.skipped.is_empty() && !request.skip_bad {
+        return stale("the killed run skipped bad images, this run has no --skip-bad".into());
+    }
+    let features = match MappedMatrix::open(run_dir.join("features.npy")) {
+        Ok(f) => f,
+        Err(e) => return stale(e.to_string()),
+    };
+    let ids = sdss_io::read_ids_csv(run_dir.join("ids.csv"))?;
+    if features.nrows() != record.rows
+        || features.ncols() != record.cols
+        || ids.len() != record.rows
+        || ids.len() + record.skipped.len() != files.len()
+    {
+        return stale(format!(
+            "features.npy is {} x {} with {} ids, its record says {} x {} with {} skipped of {} images",
+            features.nrows(),
+            features.ncols(),
+            ids.len(),
+            record.rows,
+            record.cols,
+            record.skipped.len(),
+            files.len()
+        ));
+    }
+    let by_stem: HashMap<String, (usize, PathBuf)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (sdss_io::folder::galaxy_id(p), (i, p.clone())))
+        .collect();
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match by_stem.get(id) {
+            Some((_, p)) => rows.push(p.clone()),
+            None => {
+                return stale(format!(
+                    "galaxy `{id}` has no image in {} now",
+                    dir.display()
+                ))
+            }
+        }
+    }
+    let mut skipped = Vec::new();
+    for name in &record.skipped {
+        let Some(&(index, _)) = by_stem.get(name) else {
+            return stale(format!(
+                "skipped image `{name}` is gone from {}",
+                dir.display()
+            ));
+        };
+        // Read again alone, to report its problem as the killed run did.
+        let options = LoadOptions {
+            skip_bad: true,
+            batch_size: 1,
+            preprocess: sdss_io::Preprocess {
+                max_pixels: request.max_image_pixels,
+                ..sdss_io::Preprocess::default()
+            },
+        };
+        for batch in batches(dir, &options, Some(index..index + 1))? {
+            let batch = batch?;
+            if !batch.ids.is_empty() {
+                return stale(format!("image `{name}` was skipped as bad and now reads"));
+            }
+            skipped.extend(batch.skipped);
+        }
+    }
+    tracing::info!(
+        "--resume: the features of {} galaxies ({} columns) come from the killed run; none computed",
+        ids.len(),
+        features.ncols()
+    );
+    report_skipped(&skipped);
+    Ok(Some(Galaxies {
+        ids,
+        store: Store::Mapped(features, rows),
+        skipped,
+        max_image_pixels: request.max_image_pixels,
+    }))
 }

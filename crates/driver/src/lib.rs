@@ -265,22 +265,6 @@ fn features(args: &FeaturesArgs, progress: Progress) -> Result<()> {
     Ok(())
 }
 
-/// How a part's features were made, recorded in its sidecar so that parts of different
-/// features are never merged and a finished shard is only skipped for the same request.
-fn describe_features(request: &input::FeatureRequest) -> String {
-    match request.kind {
-        FeatureKind::Pixels => "pixels".to_owned(),
-        _ => format!(
-            "cnn:{:?}:{}",
-            request.layer,
-            request.weights.as_ref().map_or_else(
-                || sdss_cnn::pretrained::NAME.to_owned(),
-                |w| w.display().to_string()
-            )
-        ),
-    }
-}
-
 /// `features --shard I/N`: the I-th slice of the sorted folder, as a part in the `--out` folder.
 fn features_shard(
     args: &FeaturesArgs,
@@ -309,7 +293,7 @@ fn features_shard(
     let _lock = output_lock::OutputLock::acquire(&part)?;
     output_lock::remove_leftovers(&part, &[".tmp-"])?;
     output_lock::remove_leftovers(&sidecar, &[".tmp-"])?;
-    let description = describe_features(&request);
+    let description = request.describe();
     if shard::is_complete(&args.out, shard, total, &description) {
         println!(
             "shard {}/{}: {} is complete and checks out; skipped",

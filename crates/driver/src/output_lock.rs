@@ -95,7 +95,13 @@ fn parent_and_name(out: &Path) -> (PathBuf, String) {
 /// temporary files). Call only while holding `out`'s [`OutputLock`]. Returns what was removed.
 pub fn remove_leftovers(out: &Path, suffixes: &[&str]) -> Result<Vec<PathBuf>> {
     let (parent, name) = parent_and_name(out);
-    remove_matching(&parent, &name, suffixes)
+    remove_matching(&parent, &name, suffixes, None)
+}
+
+/// [`remove_leftovers`], sparing `keep` (this process's own staging folder, say).
+pub fn remove_leftovers_except(out: &Path, suffixes: &[&str], keep: &Path) -> Result<Vec<PathBuf>> {
+    let (parent, name) = parent_and_name(out);
+    remove_matching(&parent, &name, suffixes, Some(keep))
 }
 
 /// Removes temporary files (`.<file>.tmp-<pid>-<n>`, as `sdss_io::atomic` names them) that killed
@@ -127,7 +133,12 @@ fn is_temp_name(name: &str) -> bool {
             .is_some_and(|(pid, n)| digits(pid) && digits(n))
 }
 
-fn remove_matching(parent: &Path, name: &str, suffixes: &[&str]) -> Result<Vec<PathBuf>> {
+fn remove_matching(
+    parent: &Path,
+    name: &str,
+    suffixes: &[&str],
+    keep: Option<&Path>,
+) -> Result<Vec<PathBuf>> {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return Ok(Vec::new());
     };
@@ -135,7 +146,9 @@ fn remove_matching(parent: &Path, name: &str, suffixes: &[&str]) -> Result<Vec<P
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if prefixes.iter().any(|p| file_name.starts_with(p.as_str())) {
+        if prefixes.iter().any(|p| file_name.starts_with(p.as_str()))
+            && keep.is_none_or(|k| k.file_name() != Some(entry.file_name().as_os_str()))
+        {
             remove(&entry.path())?;
             removed.push(entry.path());
         }

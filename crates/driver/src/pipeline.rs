@@ -43,7 +43,12 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     cfg.out = out.clone();
     // One run per output folder; held until the results are in place.
     let _lock = crate::output_lock::OutputLock::acquire(&out)?;
-    let staging = Staging::begin(&out, cfg.force)?;
+    let carry: &[&str] = if cfg.resume {
+        &crate::stages::features::RESUMABLE
+    } else {
+        &[]
+    };
+    let staging = Staging::begin(&out, cfg.force, carry)?;
     let dir = staging.path().to_owned();
 
     let t = Instant::now();
@@ -56,6 +61,7 @@ pub fn run(mut cfg: RunConfig, progress: Progress) -> Result<PathBuf> {
     }
     tracing::info!("{n} galaxies, {d} features each");
     sdss_io::write_ids_csv(dir.join("ids.csv"), &galaxies.ids)?;
+    crate::stages::features::record(&cfg, &dir, &galaxies)?;
     crate::crash_point("run:features-staged");
 
     // The catalogue joins on ids or positions only, so it is read before the heavy stages: a wrong
@@ -377,15 +383,22 @@ struct Staging {
 impl Staging {
     /// Call holding `out`'s [`crate::output_lock::OutputLock`]: what killed runs left beside `out` is
     /// then known to be stale, and is recovered or removed first.
-    fn begin(out: &Path, force: bool) -> Result<Self> {
+    ///
+    /// With `carry` (file names, the last of them the marker that the others are complete), those
+    /// files are first taken from the newest staging folder a killed run left that has the marker,
+    /// so that `run --resume` can pick up where it stopped.
+    fn begin(out: &Path, force: bool, carry: &[&str]) -> Result<Self> {
         Self::recover_interrupted_commit(out)?;
-        crate::output_lock::remove_leftovers(out, &[".partial-"])?;
         if out.exists() {
             let non_empty = std::fs::read_dir(out)
                 .with_context(|| format!("--out {}: not a readable folder", out.display()))?
                 .next()
                 .is_some();
             if non_empty && !force {
+                // A killed run's staging folder is of no use now, unless it is to be resumed.
+                if carry.is_empty() {
+                    crate::output_lock::remove_leftovers(out, &[".partial-"])?;
+                }
                 bail!(
                     "--out {}: folder exists and is not empty; choose another folder or pass --force to replace it",
                     out.display()
@@ -405,6 +418,22 @@ impl Staging {
                 .with_context(|| format!("cannot clear {}", path.display()))?;
         }
         std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        if let Some(from) = Self::newest_killed_with(parent, &name, &path, carry) {
+            for file in carry {
+                let src = from.join(file);
+                if src.exists() {
+                    std::fs::rename(&src, path.join(file)).with_context(|| {
+                        format!("cannot take {} into the new run", src.display())
+                    })?;
+                }
+            }
+            tracing::info!(
+                "--resume: took {} from {}, left by a killed run",
+                carry.join(", "),
+                from.display()
+            );
+        }
+        crate::output_lock::remove_leftovers_except(out, &[".partial-"], &path)?;
         Ok(Staging {
             path,
             out: out.to_owned(),
@@ -414,6 +443,31 @@ impl Staging {
 
     fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The newest staging folder of `name` in `parent` (not `own`, not a commit's `.old`) that
+    /// holds the last of `carry`, the marker written once the others are complete.
+    fn newest_killed_with(
+        parent: &Path,
+        name: &str,
+        own: &Path,
+        carry: &[&str],
+    ) -> Option<PathBuf> {
+        let marker = carry.last()?;
+        let prefix = format!(".{name}.partial-");
+        std::fs::read_dir(parent)
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(&prefix) && !n.ends_with(".old") && e.path() != own
+            })
+            .filter_map(|e| {
+                let modified = e.path().join(marker).metadata().ok()?.modified().ok()?;
+                Some((modified, e.path()))
+            })
+            .max()
+            .map(|(_, p)| p)
     }
 
     /// A run killed inside [`Staging::commit`], after moving the previous results aside to
@@ -503,7 +557,7 @@ mod tests {
         std::fs::write(dir.path().join(".run.partial-111/features.npy"), b"x").unwrap();
         std::fs::create_dir_all(dir.path().join(".run.partial-222")).unwrap();
         std::fs::create_dir_all(dir.path().join(".other.partial-333")).unwrap();
-        let staging = Staging::begin(&out, false).unwrap();
+        let staging = Staging::begin(&out, false, &[]).unwrap();
         assert_eq!(
             hidden_entries(dir.path()),
             [
@@ -530,7 +584,7 @@ mod tests {
         )
         .unwrap();
         std::fs::create_dir_all(dir.path().join(".run.partial-42")).unwrap();
-        let err = Staging::begin(&out, false).err().unwrap().to_string();
+        let err = Staging::begin(&out, false, &[]).err().unwrap().to_string();
         assert!(err.contains("not empty"), "{err}");
         assert_eq!(std::fs::read(out.join("index.html")).unwrap(), b"earlier");
         assert!(hidden_entries(dir.path()).is_empty());
@@ -542,7 +596,7 @@ mod tests {
         let out = dir.path().join("run");
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(out.join("index.html"), b"earlier").unwrap();
-        let staging = Staging::begin(&out, true).unwrap();
+        let staging = Staging::begin(&out, true, &[]).unwrap();
         std::fs::write(staging.path().join("index.html"), b"half").unwrap();
         drop(staging);
         assert_eq!(std::fs::read(out.join("index.html")).unwrap(), b"earlier");

@@ -155,6 +155,106 @@ fn a_killed_run_leaves_no_half_written_folder_and_the_next_run_cleans_up() {
     );
 }
 
+/// `run --resume` after a kill once the features are written takes them from the killed run's
+/// staging folder instead of computing them, and ends where an uninterrupted run ends; features of
+/// other images or another request are computed again.
+#[test]
+fn a_run_killed_after_its_features_resumes_from_them() {
+    let work = tempfile::tempdir().unwrap();
+    let images = work.path().join("images");
+    let files = copy_galaxies(&images, 24);
+    let images_s = images.to_str().unwrap();
+    let whole = work.path().join("whole");
+    ok(work.path(), &run_args(images_s, whole.to_str().unwrap()));
+
+    let out = work.path().join("out");
+    let out_s = out.to_str().unwrap();
+    // `run_args` with --resume, and its pixel features replaced by `features`.
+    let resume = |features: &str, extra: &[&str]| {
+        let mut args: Vec<&str> = run_args(images_s, out_s)
+            .into_iter()
+            .map(|a| if a == "pixels" { features } else { a })
+            .collect();
+        args.push("--resume");
+        args.extend_from_slice(extra);
+        // At info level, where the log says whether the features were resumed.
+        let run = Command::new(env!("CARGO_BIN_EXE_sdss-clustering"))
+            .args(&args)
+            .current_dir(work.path())
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{log}");
+        log
+    };
+    kill_at(
+        work.path(),
+        &run_args(images_s, out_s),
+        "run:features-staged",
+    );
+    let log = resume("pixels", &[]);
+    assert!(log.contains("come from the killed run"), "{log}");
+    assert_same_run(&whole, &out);
+    assert!(
+        leftovers(work.path()).is_empty(),
+        "{:?}",
+        leftovers(work.path())
+    );
+
+    // Nothing to resume: a plain run.
+    let log = resume("pixels", &[]);
+    assert!(log.contains("no killed run's features"), "{log}");
+    assert_same_run(&whole, &out);
+
+    // Another feature request: computed again.
+    kill_at(
+        work.path(),
+        &run_args(images_s, out_s),
+        "run:features-staged",
+    );
+    let log = resume("cnn", &[]);
+    assert!(log.contains("computing the features again"), "{log}");
+    assert_eq!(
+        sdss_io::npy::read_matrix_f32(out.join("features.npy"))
+            .unwrap()
+            .ncols(),
+        128
+    );
+
+    // An image gone since: computed again, without it.
+    kill_at(
+        work.path(),
+        &run_args(images_s, out_s),
+        "run:features-staged",
+    );
+    std::fs::remove_file(&files[3]).unwrap();
+    let log = resume("pixels", &[]);
+    assert!(log.contains("computing the features again"), "{log}");
+    assert_eq!(labels(&out.join("labels_kmeans.npy")).len(), 23);
+
+    // A bad image skipped by the killed run is read again, and reported as before.
+    let bytes = std::fs::read(&files[5]).unwrap();
+    std::fs::write(&files[5], &bytes[..bytes.len() / 3]).unwrap();
+    let bad = files[5].file_name().unwrap().to_str().unwrap();
+    let mut args = run_args(images_s, out_s);
+    args.push("--skip-bad");
+    kill_at(work.path(), &args, "run:features-staged");
+    let log = resume("pixels", &["--skip-bad"]);
+    assert!(
+        log.contains("come from the killed run") && log.contains(bad),
+        "{log}"
+    );
+    assert_eq!(labels(&out.join("labels_kmeans.npy")).len(), 22);
+    let recorded = std::fs::read_to_string(out.join("run.json")).unwrap();
+    assert!(recorded.contains(bad), "{recorded}");
+    assert!(
+        leftovers(work.path()).is_empty(),
+        "{:?}",
+        leftovers(work.path())
+    );
+}
+
 #[test]
 fn a_killed_features_never_pairs_a_matrix_with_other_ids() {
     let work = tempfile::tempdir().unwrap();
