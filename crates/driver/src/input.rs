@@ -237,10 +237,10 @@ fn stream_folder(
         FeatureKind::Cnn => Some(load_model(request.weights.as_deref())?),
         FeatureKind::Pixels => None,
     };
-    let model = model
-        .as_ref()
-        .map(|m| m.on_device(request.device))
-        .transpose()?;
+    let model = match &model {
+        Some(m) => Some(m.on_device(request.device)?),
+        None => None,
+    };
     let tap = request.layer.tap();
     let batches = batches(dir, &options, request.files.clone())?;
     let by_stem: HashMap<String, PathBuf> = batches

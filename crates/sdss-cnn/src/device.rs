@@ -351,10 +351,12 @@ mod tests {
 
     #[test]
     fn each_tap_alone_equals_the_full_pass() {
-        let mut cfg = CnnConfig::default();
-        cfg.input_height = 12;
-        cfg.input_width = 12;
-        cfg.conv_layers = vec![ConvLayerConfig::new(3, [3, 3]).pooled(2)];
+        let cfg = CnnConfig {
+            input_height: 12,
+            input_width: 12,
+            conv_layers: vec![ConvLayerConfig::new(3, [3, 3]).pooled(2)],
+            ..CnnConfig::default()
+        };
         let model = CnnModel::random(cfg, 5).unwrap();
         let images = Array4::from_shape_fn((2, 12, 12, 3), |(n, y, x, c)| {
             ((n * 7 + y * 3 + x + c) % 11) as f32 / 11.0

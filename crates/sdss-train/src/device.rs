@@ -173,16 +173,18 @@ mod tests {
 
     /// A small network whose sizes do not divide by the pools (7 → 6 → 3, then 2 → 1).
     fn network(classes: bool) -> Network<f32> {
-        let mut cfg = CnnConfig::default();
-        cfg.input_height = 9;
-        cfg.input_width = 8;
         let mut first = ConvLayerConfig::new(4, [3, 2]).pooled(2);
         first.dropout = 0.25;
-        cfg.conv_layers = vec![first, ConvLayerConfig::new(3, [2, 2]).pooled(2)];
-        cfg.dense_units = 16;
-        cfg.dense_1_units = 8;
-        cfg.dense_dropout = 0.5;
-        cfg.dense_1_dropout = 0.2;
+        let mut cfg = CnnConfig {
+            input_height: 9,
+            input_width: 8,
+            conv_layers: vec![first, ConvLayerConfig::new(3, [2, 2]).pooled(2)],
+            dense_units: 16,
+            dense_1_units: 8,
+            dense_dropout: 0.5,
+            dense_1_dropout: 0.2,
+            ..CnnConfig::default()
+        };
         if classes {
             cfg.output_units = 3;
             cfg.output_activation = OutputActivation::Softmax;

@@ -33,15 +33,17 @@ fn data(count: usize, seed: usize) -> Dataset {
 
 #[test]
 fn candle_steps_train_to_the_cpu_engines_weights() {
-    let mut cfg = CnnConfig::default();
-    cfg.input_height = SIDE;
-    cfg.input_width = SIDE;
     let mut first = ConvLayerConfig::new(6, [5, 5]).pooled(2);
     first.dropout = 0.1;
-    cfg.conv_layers = vec![first, ConvLayerConfig::new(8, [3, 3]).pooled(2)];
-    cfg.dense_units = 32;
-    cfg.dense_1_units = 16;
-    cfg.dense_dropout = 0.25;
+    let cfg = CnnConfig {
+        input_height: SIDE,
+        input_width: SIDE,
+        conv_layers: vec![first, ConvLayerConfig::new(8, [3, 3]).pooled(2)],
+        dense_units: 32,
+        dense_1_units: 16,
+        dense_dropout: 0.25,
+        ..CnnConfig::default()
+    };
     let weights = CnnWeights::random(&cfg, 4).unwrap();
     let (train, val) = (data(48, 0), data(16, 5));
     let options = TrainOptions {
@@ -96,10 +98,12 @@ fn candle_steps_train_to_the_cpu_engines_weights() {
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn a_gpu_without_the_cuda_feature_is_refused_by_name() {
-    let mut cfg = CnnConfig::default();
-    cfg.input_height = SIDE;
-    cfg.input_width = SIDE;
-    cfg.conv_layers = vec![ConvLayerConfig::new(2, [3, 3])];
+    let cfg = CnnConfig {
+        input_height: SIDE,
+        input_width: SIDE,
+        conv_layers: vec![ConvLayerConfig::new(2, [3, 3])],
+        ..CnnConfig::default()
+    };
     let net = Network::from_weights(cfg.clone(), &CnnWeights::random(&cfg, 1).unwrap()).unwrap();
     let mut t = Trainer::new(
         net,
