@@ -182,25 +182,22 @@ pub fn load(
             let placed = model.on_device(request.device)?;
             let bar = progress.bar(stack.len() as u64, "CNN features");
             let tap = request.layer.tap();
-            let mut rows = Vec::new();
-            for batch in stack
+            let mut features =
+                ndarray::Array2::zeros((stack.len(), model.config().tap_width(tap)?));
+            let axis = ndarray::Axis(0);
+            for (batch, mut rows) in stack
                 .images()
-                .axis_chunks_iter(ndarray::Axis(0), request.batch_size)
+                .axis_chunks_iter(axis, request.batch_size)
+                .zip(features.axis_chunks_iter_mut(axis, request.batch_size))
             {
-                let f = placed
-                    .features(batch, tap)
-                    .context("CNN feature extraction failed")?;
-                bar.inc(f.nrows() as u64);
-                rows.push(f);
+                rows.assign(
+                    &placed
+                        .features(batch, tap)
+                        .context("CNN feature extraction failed")?,
+                );
+                bar.inc(rows.nrows() as u64);
             }
             bar.finish();
-            let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
-            let features = if views.is_empty() {
-                ndarray::Array2::zeros((0, model.config().tap_width(tap)?))
-            } else {
-                ndarray::concatenate(ndarray::Axis(0), &views)
-                    .context("CNN features of the stack")?
-            };
             Store::CnnWithStack(features, stack)
         }
     };
@@ -528,7 +525,8 @@ impl FeaturesRecord {
     pub const FORMAT: &'static str = "sdss-clustering/run-features/1";
 }
 
-/// Writes `run_dir/features.json` for features computed from the images folder `dir`.
+/// Writes `run_dir/features.json` for features computed from the images folder `dir` (each of
+/// whose files is a row of the features or a skipped image).
 pub fn write_features_record(
     run_dir: &Path,
     dir: &Path,
@@ -539,7 +537,7 @@ pub fn write_features_record(
     let record = FeaturesRecord {
         format: FeaturesRecord::FORMAT.to_owned(),
         input: dir.to_owned(),
-        input_files: sdss_io::folder::list_images(dir)?.len(),
+        input_files: rows + galaxies.skipped.len(),
         features: request.describe(),
         rows,
         cols,

@@ -83,6 +83,37 @@ fn cnn_features_run_and_match_the_library() {
         max_diff <= 1e-5 * expected.iter().fold(1f32, |m, v| m.max(v.abs())),
         "{max_diff}"
     );
+
+    // An `.npy` stack of the same images, in batches that do not divide it: the same features.
+    let npy = work.path().join("stack.npy");
+    sdss_io::stack::write_image_stack_npy(&npy, &stack, sdss_io::stack::StackDtype::F32).unwrap();
+    let from_stack = work.path().join("from_stack.npy");
+    ok(
+        work.path(),
+        &[
+            "--quiet",
+            "features",
+            "--npy",
+            npy.to_str().unwrap(),
+            "--weights",
+            w,
+            "--batch-size",
+            "5",
+            "--out",
+            from_stack.to_str().unwrap(),
+        ],
+    );
+    let from_stack = sdss_io::npy::read_matrix_f32(&from_stack).unwrap();
+    assert_eq!(from_stack.dim(), dense.dim());
+    let stack_diff = from_stack
+        .iter()
+        .zip(dense.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        stack_diff <= 1e-5 * expected.iter().fold(1f32, |m, v| m.max(v.abs())),
+        "stack against folder: {stack_diff}"
+    );
 }
 
 /// A GPU this build cannot drive is refused before any image is read, naming the device and the
