@@ -126,9 +126,9 @@ pub struct TrainArgs {
           default_value_t = sdss_io::DEFAULT_MAX_IMAGE_PIXELS)]
     pub max_image_pixels: u64,
     /// Where each step's forward and backward passes run: `cpu` (the default) or `cuda[:N]`, an
-    /// NVIDIA GPU through candle (a build with `--features cuda`; supervised training only). The
-    /// shuffles, augmentations, dropout masks and Adam update are the same, so the weights are the
-    /// CPU run's to float rounding.
+    /// NVIDIA GPU through candle (a build with `--features cuda`). The shuffles, augmentations,
+    /// dropout masks, objective and Adam update are the same, so the weights are the CPU run's to
+    /// float rounding.
     #[arg(long, value_name = "DEVICE", value_parser = crate::cli::parse_device, default_value = "cpu")]
     pub device: sdss_cnn::ComputeDevice,
     /// Regress or classify (default: regress a numeric column, classify any other).
@@ -190,12 +190,6 @@ pub fn train_locked(args: &TrainArgs, progress: Progress) -> Result<()> {
 /// the split, the initial network, a resumed checkpoint, the images), then the output folder is
 /// created, the network trained and evaluated on the test galaxies, and the results written.
 pub fn train(args: &TrainArgs, progress: Progress) -> Result<()> {
-    if args.self_supervised && args.device != sdss_cnn::ComputeDevice::Cpu {
-        bail!(
-            "--device {}: self-supervised training runs on the CPU only (the GPU path covers supervised training: drop --self-supervised, or --device)",
-            args.device
-        );
-    }
     if args.self_supervised {
         return crate::train_ssl::train_self_supervised(args, progress);
     }

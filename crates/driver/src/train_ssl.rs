@@ -232,7 +232,7 @@ fn build_trainer(
                 t.history().len(),
                 args.epochs()
             );
-            return Ok(t);
+            return on_device(t, args);
         }
         tracing::warn!(
             "--resume: no checkpoint in {}; starting from epoch 1",
@@ -245,7 +245,19 @@ fn build_trainer(
         architecture_name(network.config()),
         method(args).name()
     );
-    Ok(SslTrainer::new(network, options(args), key.clone())?)
+    on_device(SslTrainer::new(network, options(args), key.clone())?, args)
+}
+
+/// The trainer with its encoder's passes on `--device`.
+fn on_device(mut trainer: SslTrainer, args: &TrainArgs) -> Result<SslTrainer> {
+    trainer.set_device(args.device)?;
+    if args.device != sdss_cnn::ComputeDevice::Cpu {
+        tracing::info!(
+            "--device {}: the encoder's passes on candle's CUDA backend",
+            args.device
+        );
+    }
+    Ok(trainer)
 }
 
 /// The train and val images, at the network's input size; fails if any cannot be read.
@@ -424,6 +436,7 @@ fn training_json(
         "init_weights": args.init_weights.as_ref().map(|p| p.display().to_string()),
         "epochs": trainer.history().len(),
         "batch_size": o.batch_size,
+        "device": args.device.to_string(),
         "learning_rate": o.learning_rate,
         "final_learning_rate": trainer.history().last().map(|r| r.learning_rate),
         "schedule": ReduceLrOnPlateau::sdss_cnn(),

@@ -15,7 +15,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use sdss_cnn::ComputeDevice;
 
 use crate::error::{Result, TrainError};
-use crate::network::{BatchTargets, DropoutMasks, Loss, Network, StepRandomness, Tensors};
+use crate::network::{BatchTargets, Loss, Network, StepRandomness, Tensors};
 
 /// Computes training steps' losses and gradients on one candle device.
 #[derive(Debug)]
@@ -67,6 +67,23 @@ impl DeviceStep {
         targets: BatchTargets<'_, f32>,
         randomness: StepRandomness,
     ) -> Result<(f64, Tensors<f32>)> {
+        let pass = self.forward(network, images, randomness, Depth::Logits)?;
+        let outputs = network.config().output_units;
+        let (loss_value, grad_logits) =
+            crate::loss::loss_and_gradient(&pass.logits()?, pass.n, outputs, loss, targets)?;
+        Ok((loss_value, pass.gradients_from_logits(&grad_logits)?))
+    }
+
+    /// The forward pass of one batch on the device, through the network's outputs or only to its
+    /// `dense` embedding, kept for [`DeviceForward`]'s backward pass. Dropout uses
+    /// [`Network::dropout_masks`] for `randomness`.
+    pub fn forward(
+        &self,
+        network: &Network<f32>,
+        images: &[f32],
+        randomness: StepRandomness,
+        depth: Depth,
+    ) -> Result<DeviceForward> {
         let cfg = network.config();
         let (h, w, c) = (cfg.input_height, cfg.input_width, cfg.input_channels);
         let per = h * w * c;
@@ -91,38 +108,7 @@ impl DeviceStep {
             .map(|(spec, data)| Var::from_slice(data, spec.shape.as_slice(), &self.candle))
             .collect::<candle_core::Result<Vec<Var>>>()?;
         let masks = network.dropout_masks(n, randomness);
-        let logits = self.forward(network, &vars, images, n, &masks)?;
-        let outputs = cfg.output_units;
-        let values = logits.flatten_all()?.to_vec1::<f32>()?;
-        let (loss_value, grad_logits) =
-            crate::loss::loss_and_gradient(&values, n, outputs, loss, targets)?;
-        // Σ logits ⊙ ∂L/∂logits has the loss's gradient with respect to every parameter.
-        let grad_logits = Tensor::from_vec(grad_logits, (n, outputs), &self.candle)?;
-        let grads = logits.mul(&grad_logits)?.sum_all()?.backward()?;
-        let data = vars
-            .iter()
-            .zip(&network.params.data)
-            .map(|(var, params)| match grads.get(var.as_tensor()) {
-                Some(g) => Ok(g.flatten_all()?.to_vec1::<f32>()?),
-                // A parameter the loss does not reach has a zero gradient.
-                None => Ok(vec![0.0; params.len()]),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((loss_value, Tensors { data }))
-    }
-
-    /// The network's outputs (before any softmax) for `images`, with `masks` applied.
-    fn forward(
-        &self,
-        network: &Network<f32>,
-        vars: &[Var],
-        images: &[f32],
-        n: usize,
-        masks: &DropoutMasks<f32>,
-    ) -> Result<Tensor> {
-        let cfg = network.config();
         let dev = &self.candle;
-        let (h, w, c) = (cfg.input_height, cfg.input_width, cfg.input_channels);
         let mask = |values: &[f32], shape: (usize, usize, usize, usize)| {
             // Masks are channels-last; the activations here are NCHW.
             Tensor::from_slice(values, shape, dev)?.permute((0, 3, 1, 2))
@@ -154,15 +140,113 @@ impl DeviceStep {
             Ok(x.matmul(vars[index].as_tensor())?
                 .broadcast_add(vars[index + 1].as_tensor())?)
         };
-        let mut h1 = relu(&dense(&flat, d)?)?;
+        let mut embedding = relu(&dense(&flat, d)?)?;
         if let Some(m) = &masks.dense {
-            h1 = h1.mul(&Tensor::from_slice(m, (n, cfg.dense_units), dev)?)?;
+            embedding = embedding.mul(&Tensor::from_slice(m, (n, cfg.dense_units), dev)?)?;
         }
-        let mut h2 = dense(&h1, d + 2)?;
-        if let Some(m) = &masks.dense_1 {
-            h2 = h2.mul(&Tensor::from_slice(m, (n, cfg.dense_1_units), dev)?)?;
+        let logits = match depth {
+            Depth::Embedding => None,
+            Depth::Logits => {
+                let mut h2 = dense(&embedding, d + 2)?;
+                if let Some(m) = &masks.dense_1 {
+                    h2 = h2.mul(&Tensor::from_slice(m, (n, cfg.dense_1_units), dev)?)?;
+                }
+                Some(dense(&h2, d + 4)?)
+            }
+        };
+        Ok(DeviceForward {
+            vars,
+            embedding,
+            logits,
+            n,
+        })
+    }
+}
+
+/// How far [`DeviceStep::forward`] goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// To the `dense` layer after its dropout (the embedding self-supervised training uses).
+    Embedding,
+    /// Through the output layer (before any softmax).
+    Logits,
+}
+
+/// A forward pass kept on the device for its backward pass.
+pub struct DeviceForward {
+    vars: Vec<Var>,
+    embedding: Tensor,
+    logits: Option<Tensor>,
+    n: usize,
+}
+
+impl std::fmt::Debug for DeviceForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceForward")
+            .field("images", &self.n)
+            .field("logits", &self.logits.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceForward {
+    /// Number of images in the batch.
+    pub fn batch(&self) -> usize {
+        self.n
+    }
+
+    /// The `dense` layer's output after its ReLU and dropout, `(batch, dense_units)`, copied back.
+    pub fn embedding(&self) -> Result<Vec<f32>> {
+        Ok(self.embedding.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// The network's outputs `(batch, outputs)` before any softmax, copied back.
+    pub fn logits(&self) -> Result<Vec<f32>> {
+        Ok(self.logits_tensor()?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    fn logits_tensor(&self) -> Result<&Tensor> {
+        self.logits
+            .as_ref()
+            .ok_or_else(|| TrainError::Invalid("the forward pass stopped at the embedding".into()))
+    }
+
+    /// The gradient with respect to every parameter of a loss whose gradient with respect to the
+    /// outputs is `grad_logits` `(batch, outputs)`.
+    pub fn gradients_from_logits(self, grad_logits: &[f32]) -> Result<Tensors<f32>> {
+        let logits = self.logits_tensor()?.clone();
+        self.gradients(&logits, grad_logits)
+    }
+
+    /// The gradient with respect to the parameters up to `dense` (the rest are zero, as in
+    /// [`Network::backward_from_dense`]) of a loss whose gradient with respect to
+    /// [`DeviceForward::embedding`] is `grad_embedding`.
+    pub fn gradients_from_embedding(self, grad_embedding: &[f32]) -> Result<Tensors<f32>> {
+        let embedding = self.embedding.clone();
+        self.gradients(&embedding, grad_embedding)
+    }
+
+    fn gradients(self, output: &Tensor, grad: &[f32]) -> Result<Tensors<f32>> {
+        if grad.len() != output.elem_count() {
+            return Err(TrainError::Invalid(format!(
+                "a gradient of {} values for an output of {}",
+                grad.len(),
+                output.elem_count()
+            )));
         }
-        dense(&h2, d + 4)
+        // Σ output ⊙ ∂L/∂output has the loss's gradient with respect to every parameter.
+        let grad = Tensor::from_slice(grad, output.shape(), output.device())?;
+        let grads = output.mul(&grad)?.sum_all()?.backward()?;
+        let data = self
+            .vars
+            .iter()
+            .map(|var| match grads.get(var.as_tensor()) {
+                Some(g) => Ok(g.flatten_all()?.to_vec1::<f32>()?),
+                // A parameter the loss does not reach has a zero gradient.
+                None => Ok(vec![0.0; var.as_tensor().elem_count()]),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensors { data })
     }
 }
 
@@ -264,6 +348,38 @@ mod tests {
                 assert_close(&cpu, &dev, &format!("classes {classes}, dropout {dropout}"));
             }
         }
+    }
+
+    #[test]
+    fn gradients_from_the_embedding_equal_the_cpu_engines() {
+        let step = DeviceStep::new(ComputeDevice::Cpu).unwrap();
+        let net = network(false);
+        let x = images(4);
+        let randomness = StepRandomness {
+            seed: 7,
+            dropout: true,
+        };
+        let cache = net.forward(&x, randomness).unwrap();
+        let pass = step
+            .forward(&net, &x, randomness, Depth::Embedding)
+            .unwrap();
+        let embedding = pass.embedding().unwrap();
+        let cpu_embedding = cache.dense_after_dropout();
+        for (a, b) in cpu_embedding.iter().zip(&embedding) {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} against {b}");
+        }
+        // Any gradient with respect to the embedding will do.
+        let grad: Vec<f32> = (0..embedding.len())
+            .map(|i| ((i * 13) % 7) as f32 * 0.1 - 0.3)
+            .collect();
+        let cpu = net.backward_from_dense(&x, &cache, &grad).unwrap();
+        let dev = pass.gradients_from_embedding(&grad).unwrap();
+        assert_close(&cpu, &dev, "from the embedding");
+        // Without logits, their gradient cannot be asked for.
+        let pass = step
+            .forward(&net, &x, randomness, Depth::Embedding)
+            .unwrap();
+        assert!(pass.logits().is_err());
     }
 
     #[test]

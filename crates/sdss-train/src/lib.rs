@@ -18,7 +18,7 @@ pub mod ssl;
 mod ssl_loss;
 pub mod trainer;
 
-pub use device::DeviceStep;
+pub use device::{Depth, DeviceForward, DeviceStep};
 pub use error::{Result, TrainError};
 pub use network::{BatchTargets, DropoutMasks, Loss, Network, StepRandomness, Tensors};
 pub use optim::{Adam, ReduceLrOnPlateau};

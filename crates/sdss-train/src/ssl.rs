@@ -44,11 +44,13 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use sdss_cnn::ComputeDevice;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::augment::{self, AugmentConfig};
 use crate::checkpoint::{self, RawCheckpoint};
+use crate::device::{Depth, DeviceStep};
 use crate::error::{Result, TrainError};
 use crate::head::{self, MlpShape};
 use crate::network::{sub_seed as mix, Network, StepRandomness, Tensors};
@@ -376,6 +378,8 @@ pub struct SslTrainer {
     learning_rate: f64,
     history: Vec<EpochRecord>,
     run_key: Value,
+    /// Where each step's encoder passes run; `None` is this crate's CPU engine.
+    device: Option<DeviceStep>,
 }
 
 /// One batch's objective and the gradient with respect to the encoder's embeddings.
@@ -409,6 +413,7 @@ impl SslTrainer {
             options,
             history: Vec::new(),
             run_key,
+            device: None,
         })
     }
 
@@ -469,6 +474,31 @@ impl SslTrainer {
             "resuming self-supervised training"
         );
         Ok(Some(trainer))
+    }
+
+    /// Runs each step's encoder forward and backward passes on `device` (see
+    /// [`trainer::Trainer::set_device`]); the views, the heads, the objective and both optimisers
+    /// stay on the CPU, so the run is the CPU run to float rounding.
+    pub fn set_device(&mut self, device: ComputeDevice) -> Result<()> {
+        let step = match device {
+            ComputeDevice::Cpu => None,
+            gpu => Some(DeviceStep::new(gpu)?),
+        };
+        self.set_device_step(step);
+        Ok(())
+    }
+
+    /// Runs the encoder's passes through `step`, or this crate's CPU engine with `None` (see
+    /// [`trainer::Trainer::set_device_step`]).
+    pub fn set_device_step(&mut self, step: Option<DeviceStep>) {
+        self.device = step;
+    }
+
+    /// The device the encoder's passes run on.
+    pub fn device(&self) -> ComputeDevice {
+        self.device
+            .as_ref()
+            .map_or(ComputeDevice::Cpu, DeviceStep::device)
     }
 
     /// Epochs done.
@@ -557,19 +587,36 @@ impl SslTrainer {
                     seed: mix(seed ^ DROPOUT, self.adam.iterations),
                     dropout: true,
                 };
-                let cache = self.network.forward(&views, randomness)?;
-                let out = self.objective(cache.dense_after_dropout(), idx.len(), true)?;
-                if !out.loss.is_finite() {
-                    return Err(TrainError::Diverged {
-                        loss: out.loss,
-                        epoch,
-                        step: step + 1,
-                    });
-                }
-                let grads =
-                    self.network
-                        .backward_from_dense(&views, &cache, &out.grad_embedding)?;
-                drop(cache);
+                let diverged = |loss: f64| TrainError::Diverged {
+                    loss,
+                    epoch,
+                    step: step + 1,
+                };
+                let (out, grads) = match &self.device {
+                    Some(device) => {
+                        let pass =
+                            device.forward(&self.network, &views, randomness, Depth::Embedding)?;
+                        let out = self.objective(&pass.embedding()?, idx.len(), true)?;
+                        if !out.loss.is_finite() {
+                            return Err(diverged(out.loss));
+                        }
+                        let grads = pass.gradients_from_embedding(&out.grad_embedding)?;
+                        (out, grads)
+                    }
+                    None => {
+                        let cache = self.network.forward(&views, randomness)?;
+                        let out = self.objective(cache.dense_after_dropout(), idx.len(), true)?;
+                        if !out.loss.is_finite() {
+                            return Err(diverged(out.loss));
+                        }
+                        let grads = self.network.backward_from_dense(
+                            &views,
+                            &cache,
+                            &out.grad_embedding,
+                        )?;
+                        (out, grads)
+                    }
+                };
                 self.adam
                     .step(&mut self.network.params, &grads, self.learning_rate);
                 self.head_adam.step(
@@ -704,8 +751,17 @@ impl SslTrainer {
                     ((b * bs + pos) as u64) << 1 | view,
                 )
             })?;
-            let cache = self.network.forward(&views, no_dropout)?;
-            let out = self.objective(cache.dense_after_dropout(), idx.len(), false)?;
+            let out = match &self.device {
+                Some(device) => {
+                    let pass =
+                        device.forward(&self.network, &views, no_dropout, Depth::Embedding)?;
+                    self.objective(&pass.embedding()?, idx.len(), false)?
+                }
+                None => {
+                    let cache = self.network.forward(&views, no_dropout)?;
+                    self.objective(cache.dense_after_dropout(), idx.len(), false)?
+                }
+            };
             sum += out.loss * idx.len() as f64;
             count += idx.len();
         }

@@ -4,6 +4,7 @@
 
 use sdss_cnn::{CnnConfig, CnnWeights, ComputeDevice, ConvLayerConfig};
 use sdss_train::augment::AugmentConfig;
+use sdss_train::ssl::{SslOptions, SslTrainer};
 use sdss_train::{Dataset, DeviceStep, Loss, Network, Quiet, TrainOptions, TrainTargets, Trainer};
 
 const SIDE: usize = 20;
@@ -11,6 +12,12 @@ const PER: usize = SIDE * SIDE * 3;
 
 /// Blobs of known size on noisy sky; the target is the size.
 fn data(count: usize, seed: usize) -> Dataset {
+    let (images, sizes) = blobs(count, seed);
+    Dataset::new(images, TrainTargets::Values(sizes), PER).unwrap()
+}
+
+/// The images and sizes of [`data`].
+fn blobs(count: usize, seed: usize) -> (Vec<f32>, Vec<f32>) {
     let mut images = Vec::with_capacity(count * PER);
     let mut sizes = Vec::with_capacity(count);
     for g in 0..count {
@@ -28,14 +35,14 @@ fn data(count: usize, seed: usize) -> Dataset {
             }
         }
     }
-    Dataset::new(images, TrainTargets::Values(sizes), PER).unwrap()
+    (images, sizes)
 }
 
-#[test]
-fn candle_steps_train_to_the_cpu_engines_weights() {
+/// A 20×20 network with dropout in a convolution block and after `dense`.
+fn config() -> CnnConfig {
     let mut first = ConvLayerConfig::new(6, [5, 5]).pooled(2);
     first.dropout = 0.1;
-    let cfg = CnnConfig {
+    CnnConfig {
         input_height: SIDE,
         input_width: SIDE,
         conv_layers: vec![first, ConvLayerConfig::new(8, [3, 3]).pooled(2)],
@@ -43,7 +50,24 @@ fn candle_steps_train_to_the_cpu_engines_weights() {
         dense_1_units: 16,
         dense_dropout: 0.25,
         ..CnnConfig::default()
-    };
+    }
+}
+
+/// Asserts that every parameter tensor of `a` equals `b`'s to `tolerance` of its largest value.
+fn assert_same_weights(a: &Network<f32>, b: &Network<f32>, tolerance: f32) {
+    for (t, (x, y)) in a.params.data.iter().zip(&b.params.data).enumerate() {
+        let scale = x.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let diff = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(
+            diff / scale < tolerance,
+            "tensor {t}: max difference {diff} of {scale}"
+        );
+    }
+}
+
+#[test]
+fn candle_steps_train_to_the_cpu_engines_weights() {
+    let cfg = config();
     let weights = CnnWeights::random(&cfg, 4).unwrap();
     let (train, val) = (data(48, 0), data(16, 5));
     let options = TrainOptions {
@@ -69,21 +93,7 @@ fn candle_steps_train_to_the_cpu_engines_weights() {
 
     // Training moved the weights, so the comparison is of a run that did something.
     assert_ne!(candle.network().to_weights().unwrap(), weights);
-    for (t, (a, b)) in cpu
-        .network()
-        .params
-        .data
-        .iter()
-        .zip(&candle.network().params.data)
-        .enumerate()
-    {
-        let scale = a.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-        let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(
-            diff / scale < 1e-3,
-            "tensor {t}: max difference {diff} of {scale}"
-        );
-    }
+    assert_same_weights(cpu.network(), candle.network(), 1e-3);
     for (a, b) in cpu.history().iter().zip(candle.history()) {
         assert!(
             (a.train_loss - b.train_loss).abs() <= 1e-4 * a.train_loss.abs().max(1e-3),
@@ -92,6 +102,49 @@ fn candle_steps_train_to_the_cpu_engines_weights() {
             a.train_loss,
             b.train_loss
         );
+    }
+}
+
+/// The same for self-supervised training: the encoder's passes through candle, the views, heads,
+/// objective and optimisers as they are.
+#[test]
+fn candle_steps_train_the_self_supervised_encoder_to_the_cpu_engines_weights() {
+    let cfg = config();
+    let weights = CnnWeights::random(&cfg, 9).unwrap();
+    let (train, _) = blobs(32, 1);
+    let (val, _) = blobs(8, 3);
+    let options = SslOptions {
+        epochs: 2,
+        batch_size: 8,
+        projector: vec![32, 32],
+        ..SslOptions::default()
+    };
+    let trainer = || {
+        SslTrainer::new(
+            Network::from_weights(cfg.clone(), &weights).unwrap(),
+            options.clone(),
+            serde_json::json!({}),
+        )
+        .unwrap()
+    };
+    let mut cpu = trainer();
+    cpu.fit(&train, &val, None, &mut Quiet).unwrap();
+    let mut candle = trainer();
+    candle.set_device_step(Some(DeviceStep::new(ComputeDevice::Cpu).unwrap()));
+    candle.fit(&train, &val, None, &mut Quiet).unwrap();
+    assert_ne!(candle.network().to_weights().unwrap(), weights);
+    assert_same_weights(cpu.network(), candle.network(), 1e-3);
+    for (a, b) in cpu.history().iter().zip(candle.history()) {
+        for (what, x, y) in [
+            ("training", a.train_loss, b.train_loss),
+            ("validation", a.val_loss, b.val_loss),
+        ] {
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
+                "epoch {}: {what} loss {x} on the CPU engine, {y} through candle",
+                a.epoch
+            );
+        }
     }
 }
 
