@@ -6,7 +6,8 @@
 //! ```
 //! Options after `--`: `--images N` (default 1024), `--batch B` (128), `--no-reference`, and
 //! `--device cuda[:N]` to time the network on a GPU too, beside the CPU engine in the same run (build
-//! with `--features cuda`): `cargo bench -p sdss-cnn --features cuda --bench inference -- --device cuda`.
+//! with `--features cuda`): `cargo bench -p sdss-cnn --features cuda --bench inference -- --device cuda`;
+//! `--candle-cpu` times the same candle path on this CPU.
 //! Also prints per-layer timings of the Rust engine on one thread, and checks that both sides computed the
 //! same features (max relative error over all images).
 
@@ -16,7 +17,7 @@ use std::time::Instant;
 
 use ndarray::Array4;
 use rand::{Rng, SeedableRng};
-use sdss_cnn::{CnnConfig, CnnModel, Tap};
+use sdss_cnn::{CandleNetwork, CnnConfig, CnnModel, Tap};
 
 fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("SDSS_BENCH_PYTHON") {
@@ -134,13 +135,25 @@ fn main() {
         f64::NAN,
         rust_hwm,
     )];
+    // The candle path: on a GPU with `--device`, and on this CPU with `--candle-cpu`. Weights are
+    // uploaded once, then the same batches run.
+    let mut candle_runs: Vec<(String, CandleNetwork)> = Vec::new();
     if let Some(device) = device {
-        // The candle path on the device: weights uploaded once, then the same batches.
-        let placed = model.on_device(device).expect("device");
+        let dev = device.candle_device().expect("device");
+        candle_runs.push((
+            device.to_string(),
+            CandleNetwork::new(&model, &dev).expect("upload"),
+        ));
+    }
+    if args.iter().any(|a| a == "--candle-cpu") {
+        let net = CandleNetwork::new(&model, &candle_core::Device::Cpu).expect("candle network");
+        candle_runs.push(("candle's CPU backend".to_string(), net));
+    }
+    for (label, net) in &candle_runs {
         let run_all = || {
             let mut out = Vec::with_capacity(n);
             for b in imgs.axis_chunks_iter(ndarray::Axis(0), batch) {
-                out.push(placed.features(b, Tap::Dense).expect("device features"));
+                out.push(net.features(b, Tap::Dense).expect("candle features"));
             }
             out
         };
@@ -160,11 +173,11 @@ fn main() {
             .zip(dev_feats.iter())
             .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
         println!(
-            "{device}: max |difference| from the CPU engine / max |feature| = {:.2e}",
+            "{label}: max |difference| from the CPU engine / max |feature| = {:.2e}",
             diff / scale
         );
         rows.push((
-            format!("sdss-cnn candle on {device}"),
+            format!("sdss-cnn candle, {label}"),
             n as f64 / best_dev,
             best_dev,
             f64::NAN,

@@ -7,7 +7,9 @@
 //! ```
 //! Options after `--`: `--arch small|sdss-cnn` (default both), `--steps N` (timed steps, default 40 for
 //! small and 6 for sdss-cnn), `--no-reference`, `--epoch` (also time one whole epoch of sdss-cnn on the 4505
-//! training galaxies of a 70/15/15 split and project the 35-epoch recipe).
+//! training galaxies of a 70/15/15 split and project the 35-epoch recipe), `--device cuda[:N]` (also time
+//! the steps on a GPU, a build with `--features cuda`) and `--candle-cpu` (also time them through
+//! candle's CPU backend: the path a GPU takes, on this machine).
 //!
 //! Images: the 6437 real galaxies of `../shared/data/sdss-6437/images/` when present (else synthetic ones),
 //! with an image-derived target, the fraction of the light within 8 pixels of the centre (a concentration
@@ -17,10 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use sdss_cnn::ComputeDevice;
 use sdss_cnn::{CnnConfig, CnnWeights};
 use sdss_train::augment::AugmentConfig;
 use sdss_train::{
-    BatchProgress, Dataset, Loss, Network, Observer, TrainOptions, TrainTargets, Trainer,
+    BatchProgress, Dataset, DeviceStep, Loss, Network, Observer, TrainOptions, TrainTargets,
+    Trainer,
 };
 
 const PER: usize = 80 * 80 * 3;
@@ -117,10 +121,18 @@ fn trainer(arch: &str, epochs: usize) -> Trainer {
     .unwrap()
 }
 
-/// Images per second over `steps` timed steps after 2 warm-up steps.
-fn rust_rate(arch: &str, train: &Dataset, val: &Dataset, steps: usize) -> f64 {
+/// Images per second over `steps` timed steps after 2 warm-up steps, through `step` (this crate's
+/// engine when `None`).
+fn rust_rate(
+    arch: &str,
+    train: &Dataset,
+    val: &Dataset,
+    steps: usize,
+    step: Option<DeviceStep>,
+) -> f64 {
     // Enough epochs that the timer, not the epoch count, ends the run.
     let mut t = trainer(arch, 1000);
+    t.set_device_step(step);
     let mut timer = Timer {
         steps: 0,
         warmup: 2,
@@ -216,7 +228,7 @@ fn main() {
         let steps = opt("--steps")
             .and_then(|s| s.parse().ok())
             .unwrap_or(if arch == "small" { 40 } else { 6 });
-        let ours = rust_rate(arch, &train, &val, steps);
+        let ours = rust_rate(arch, &train, &val, steps, None);
         let theirs = if has("--no-reference") {
             Err("skipped".to_string())
         } else {
@@ -234,6 +246,18 @@ fn main() {
                     e.lines().last().unwrap_or("")
                 );
             }
+        }
+        let devices = opt("--device")
+            .map(|d| d.parse::<ComputeDevice>().expect("--device cpu|cuda[:N]"))
+            .into_iter()
+            .chain(has("--candle-cpu").then_some(ComputeDevice::Cpu));
+        for device in devices {
+            let step = DeviceStep::new(device).expect("device");
+            let rate = rust_rate(arch, &train, &val, steps, Some(step));
+            println!(
+                "| {arch}, steps through candle on {device} | {steps} | {rate:.1} | | {:.2}x this crate's engine |",
+                rate / ours
+            );
         }
     }
     if has("--epoch") {
