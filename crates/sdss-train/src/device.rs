@@ -44,6 +44,20 @@ fn max_pool(x: &Tensor, p: usize) -> Result<Tensor> {
 }
 
 impl DeviceStep {
+    /// The step for `device` as trainers hold it: `None` for the CPU (this crate's engine), an
+    /// opened device otherwise.
+    pub(crate) fn for_device(device: ComputeDevice) -> Result<Option<Self>> {
+        match device {
+            ComputeDevice::Cpu => Ok(None),
+            gpu => Ok(Some(DeviceStep::new(gpu)?)),
+        }
+    }
+
+    /// The device a trainer's `step` runs on.
+    pub(crate) fn device_of(step: &Option<Self>) -> ComputeDevice {
+        step.as_ref().map_or(ComputeDevice::Cpu, DeviceStep::device)
+    }
+
     /// Opens `device` (a [`TrainError`] naming it when this build or machine cannot use it).
     pub fn new(device: ComputeDevice) -> Result<Self> {
         Ok(DeviceStep {

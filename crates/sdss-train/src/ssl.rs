@@ -480,11 +480,7 @@ impl SslTrainer {
     /// [`trainer::Trainer::set_device`]); the views, the heads, the objective and both optimisers
     /// stay on the CPU, so the run is the CPU run to float rounding.
     pub fn set_device(&mut self, device: ComputeDevice) -> Result<()> {
-        let step = match device {
-            ComputeDevice::Cpu => None,
-            gpu => Some(DeviceStep::new(gpu)?),
-        };
-        self.set_device_step(step);
+        self.set_device_step(DeviceStep::for_device(device)?);
         Ok(())
     }
 
@@ -496,9 +492,7 @@ impl SslTrainer {
 
     /// The device the encoder's passes run on.
     pub fn device(&self) -> ComputeDevice {
-        self.device
-            .as_ref()
-            .map_or(ComputeDevice::Cpu, DeviceStep::device)
+        DeviceStep::device_of(&self.device)
     }
 
     /// Epochs done.

@@ -297,11 +297,7 @@ impl Trainer {
     /// and Adam update, so the run is the CPU run to float rounding). A device this build or machine
     /// cannot use is an error naming it.
     pub fn set_device(&mut self, device: ComputeDevice) -> Result<()> {
-        let step = match device {
-            ComputeDevice::Cpu => None,
-            gpu => Some(DeviceStep::new(gpu)?),
-        };
-        self.set_device_step(step);
+        self.set_device_step(DeviceStep::for_device(device)?);
         Ok(())
     }
 
@@ -314,9 +310,7 @@ impl Trainer {
 
     /// The device the training steps run on.
     pub fn device(&self) -> ComputeDevice {
-        self.device
-            .as_ref()
-            .map_or(ComputeDevice::Cpu, DeviceStep::device)
+        DeviceStep::device_of(&self.device)
     }
 
     /// The epochs done so far.
