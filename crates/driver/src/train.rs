@@ -446,13 +446,15 @@ fn build_trainer(run: &Run, init: Initial, out: &OutDir) -> Result<Trainer> {
 /// The trainer with its steps on `--device`.
 fn on_device(mut trainer: Trainer, args: &TrainArgs) -> Result<Trainer> {
     trainer.set_device(args.device)?;
-    if args.device != sdss_cnn::ComputeDevice::Cpu {
-        tracing::info!(
-            "--device {}: training steps on candle's CUDA backend",
-            args.device
-        );
-    }
+    announce_device(args.device, "training steps");
     Ok(trainer)
+}
+
+/// Logs where `what` runs, when it is not the CPU engine (both training modes say it alike).
+pub(crate) fn announce_device(device: sdss_cnn::ComputeDevice, what: &str) {
+    if device != sdss_cnn::ComputeDevice::Cpu {
+        tracing::info!("--device {device}: {what} on candle's CUDA backend");
+    }
 }
 
 /// The original recipe, with the options' epochs, batch size, learning rate, seed and augmentation.

@@ -251,12 +251,7 @@ fn build_trainer(
 /// The trainer with its encoder's passes on `--device`.
 fn on_device(mut trainer: SslTrainer, args: &TrainArgs) -> Result<SslTrainer> {
     trainer.set_device(args.device)?;
-    if args.device != sdss_cnn::ComputeDevice::Cpu {
-        tracing::info!(
-            "--device {}: the encoder's passes on candle's CUDA backend",
-            args.device
-        );
-    }
+    crate::train::announce_device(args.device, "the encoder's passes");
     Ok(trainer)
 }
 

@@ -5,7 +5,9 @@
 use sdss_cnn::{CnnConfig, CnnWeights, ComputeDevice, ConvLayerConfig};
 use sdss_train::augment::AugmentConfig;
 use sdss_train::ssl::{SslOptions, SslTrainer};
-use sdss_train::{Dataset, DeviceStep, Loss, Network, Quiet, TrainOptions, TrainTargets, Trainer};
+use sdss_train::{
+    Dataset, DeviceStep, EpochRecord, Loss, Network, Quiet, TrainOptions, TrainTargets, Trainer,
+};
 
 const SIDE: usize = 20;
 const PER: usize = SIDE * SIDE * 3;
@@ -65,6 +67,24 @@ fn assert_same_weights(a: &Network<f32>, b: &Network<f32>, tolerance: f32) {
     }
 }
 
+/// Asserts that each epoch's training loss (and validation loss, with `validation`) agrees to 1e-4.
+fn assert_same_losses(cpu: &[EpochRecord], candle: &[EpochRecord], validation: bool) {
+    assert_eq!(cpu.len(), candle.len());
+    for (a, b) in cpu.iter().zip(candle) {
+        let mut pairs = vec![("training", a.train_loss, b.train_loss)];
+        if validation {
+            pairs.push(("validation", a.val_loss, b.val_loss));
+        }
+        for (what, x, y) in pairs {
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
+                "epoch {}: {what} loss {x} on the CPU engine, {y} through candle",
+                a.epoch
+            );
+        }
+    }
+}
+
 #[test]
 fn candle_steps_train_to_the_cpu_engines_weights() {
     let cfg = config();
@@ -94,15 +114,7 @@ fn candle_steps_train_to_the_cpu_engines_weights() {
     // Training moved the weights, so the comparison is of a run that did something.
     assert_ne!(candle.network().to_weights().unwrap(), weights);
     assert_same_weights(cpu.network(), candle.network(), 1e-3);
-    for (a, b) in cpu.history().iter().zip(candle.history()) {
-        assert!(
-            (a.train_loss - b.train_loss).abs() <= 1e-4 * a.train_loss.abs().max(1e-3),
-            "epoch {}: training loss {} on the CPU engine, {} through candle",
-            a.epoch,
-            a.train_loss,
-            b.train_loss
-        );
-    }
+    assert_same_losses(cpu.history(), candle.history(), false);
 }
 
 /// The same for self-supervised training: the encoder's passes through candle, the views, heads,
@@ -134,18 +146,7 @@ fn candle_steps_train_the_self_supervised_encoder_to_the_cpu_engines_weights() {
     candle.fit(&train, &val, None, &mut Quiet).unwrap();
     assert_ne!(candle.network().to_weights().unwrap(), weights);
     assert_same_weights(cpu.network(), candle.network(), 1e-3);
-    for (a, b) in cpu.history().iter().zip(candle.history()) {
-        for (what, x, y) in [
-            ("training", a.train_loss, b.train_loss),
-            ("validation", a.val_loss, b.val_loss),
-        ] {
-            assert!(
-                (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
-                "epoch {}: {what} loss {x} on the CPU engine, {y} through candle",
-                a.epoch
-            );
-        }
-    }
+    assert_same_losses(cpu.history(), candle.history(), true);
 }
 
 #[cfg(not(feature = "cuda"))]
